@@ -1,0 +1,86 @@
+"""The one text preprocessor shared by the tf.data pipeline and the exported graph.
+
+Everything here is TF ops (tf-text SentencePiece, ragged ops), so training and
+serving tokenize identically and a SavedModel can take raw strings.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from s2s_zoo.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, make_tokenizer
+
+
+class TextPreprocessor(tf.Module):
+    """Turns raw strings into id tensors for the model, and ids back into strings.
+
+    Source ids are the subword ids plus EOS, truncated to `max_source_length`
+    (EOS included) so any input, even a 2,000-word one, has a bounded cost. Target
+    ids give `target_in` (BOS + ids) and `target_out` (ids + EOS) for teacher forcing.
+    """
+
+    def __init__(
+        self,
+        source_proto: bytes,
+        target_proto: bytes,
+        max_source_length: int = 256,
+        max_target_length: int = 256,
+    ) -> None:
+        super().__init__(name="text_preprocessor")
+        if max_source_length < 2 or max_target_length < 2:
+            raise ValueError("max_source_length and max_target_length must be at least 2")
+        self.source_proto = source_proto
+        self.target_proto = target_proto
+        self.max_source_length = max_source_length
+        self.max_target_length = max_target_length
+        self.source_tokenizer = make_tokenizer(source_proto)
+        self.target_tokenizer = make_tokenizer(target_proto)
+
+    @property
+    def source_vocab_size(self) -> int:
+        return int(self.source_tokenizer.vocab_size())
+
+    @property
+    def target_vocab_size(self) -> int:
+        return int(self.target_tokenizer.vocab_size())
+
+    def source_ragged(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """[batch] strings -> ragged int32 ids, EOS-terminated (never empty)."""
+        ids = self.source_tokenizer.tokenize(tf.strings.strip(texts))
+        ids = ids[:, : self.max_source_length - 1]
+        return tf.concat([ids, tf.fill([ids.nrows(), 1], EOS_ID)], axis=1)
+
+    def source_ids(self, texts: tf.Tensor) -> tf.Tensor:
+        """[batch] strings -> [batch, time] int32, EOS-terminated, 0-padded."""
+        return self.source_ragged(texts).to_tensor(default_value=PAD_ID)
+
+    def target_ragged(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """Target subword ids, truncated to leave room for BOS/EOS."""
+        ids = self.target_tokenizer.tokenize(tf.strings.strip(texts))
+        return ids[:, : self.max_target_length - 1]
+
+    def target_in_out_ragged(self, texts: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+        """[batch] strings -> ragged (BOS + ids, ids + EOS) for teacher forcing."""
+        ids = self.target_ragged(texts)
+        bos = tf.fill([ids.nrows(), 1], BOS_ID)
+        eos = tf.fill([ids.nrows(), 1], EOS_ID)
+        return tf.concat([bos, ids], axis=1), tf.concat([ids, eos], axis=1)
+
+    def target_in_out(self, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """[batch] strings -> (BOS + ids, ids + EOS), each [batch, time] 0-padded."""
+        target_in, target_out = self.target_in_out_ragged(texts)
+        return target_in.to_tensor(PAD_ID), target_out.to_tensor(PAD_ID)
+
+    def detokenize(self, ids: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        """[..., time] ids with content `lengths` (no EOS) -> [...] strings."""
+        shape = tf.shape(lengths)
+        flat_ids = tf.reshape(ids, [-1, tf.shape(ids)[-1]])
+        ragged = tf.RaggedTensor.from_tensor(flat_ids, lengths=tf.reshape(lengths, [-1]))
+        text = self.target_tokenizer.detokenize(ragged)
+        return tf.reshape(text, shape)
+
+    def target_pieces(self, ids: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        """[batch, time] ids -> [batch, time] subword strings, "" past each length."""
+        pieces = self.target_tokenizer.id_to_string(ids)
+        keep = tf.sequence_mask(lengths, tf.shape(ids)[1])
+        return tf.where(keep, pieces, tf.constant("", tf.string))

@@ -1,0 +1,1 @@
+"""SavedModel export (versioned, atomic) and the TF Serving conformance check."""

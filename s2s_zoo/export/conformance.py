@@ -1,0 +1,179 @@
+"""Serving conformance: run a SavedModel the way TF Serving does, and compare.
+
+TF Serving loads SavedModels through the TF1 graph/Session loader, with the tf-text
+ops linked in and nothing else. A model that only works through `tf.saved_model.load`
+is not servable. So the check runs in a fresh Python process that imports only
+tensorflow and tensorflow_text, loads with `tf.compat.v1.saved_model.loader.load`,
+feeds every signature by its tensor names and returns what it fetched.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Runs in the child process. It must import nothing but tensorflow, tensorflow_text
+# and the standard library: that is all TF Serving has.
+_SESSION_SCRIPT = r"""
+import json, sys
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  registers tf-text ops, which TF Serving links
+
+request = json.load(sys.stdin)
+assert not any(m.startswith("s2s_zoo") for m in sys.modules), "must not import s2s_zoo"
+
+def to_json(value):
+    value = np.asarray(value)
+    if value.dtype.kind in "OS":
+        return np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(value).tolist() \
+            if value.size else value.tolist()
+    return value.tolist()
+
+tf.compat.v1.disable_eager_execution()
+results = []
+with tf.compat.v1.Session(graph=tf.Graph()) as sess:
+    meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], request["export_dir"])
+    for call in request["calls"]:
+        signature = meta.signature_def[call["signature"]]
+        missing = sorted(set(signature.inputs) - set(call["inputs"]))
+        if missing:
+            raise SystemExit(f"signature {call['signature']} needs inputs {missing}")
+        feeds = {signature.inputs[k].name: v for k, v in call["inputs"].items()}
+        fetches = {k: t.name for k, t in signature.outputs.items()}
+        out = sess.run(fetches, feeds)
+        results.append({k: to_json(v) for k, v in out.items()})
+    signatures = sorted(meta.signature_def)
+json.dump({"signatures": signatures, "results": results}, sys.stdout)
+"""
+
+
+class ServingError(RuntimeError):
+    """The SavedModel failed to load or run on the Session (TF Serving) path."""
+
+
+def run_in_session(
+    export_dir: str | Path, calls: Sequence[Mapping[str, Any]], timeout: float = 600
+) -> dict[str, Any]:
+    """Run `calls` ([{"signature": name, "inputs": {name: value}}]) in a fresh process.
+
+    Returns {"signatures": [...], "results": [{output name: nested lists}, ...]}.
+    """
+    request = json.dumps({"export_dir": str(Path(export_dir).resolve()), "calls": list(calls)})
+    proc = subprocess.run(
+        [sys.executable, "-c", _SESSION_SCRIPT],
+        input=request,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(export_dir).resolve().parent,  # not the repo, so nothing local is importable
+        env=_child_env(),
+    )
+    if proc.returncode != 0:
+        raise ServingError(
+            f"Session-path load/run of {export_dir} failed (exit {proc.returncode}):\n"
+            f"{proc.stderr[-4000:]}"
+        )
+    return json.loads(proc.stdout)
+
+
+def _child_env() -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+@dataclass
+class ConformanceReport:
+    """What the Session-path check saw; `ok` is False when any mismatch was found."""
+
+    export_dir: str
+    signatures: list[str]
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def default_calls(texts: Sequence[str]) -> list[dict[str, Any]]:
+    """One call per exported signature, with the sample texts."""
+    return [
+        {"signature": "serving_default", "inputs": {"inputs": list(texts)}},
+        {"signature": "beam", "inputs": {"inputs": list(texts)}},
+        {"signature": "greedy", "inputs": {"inputs": list(texts)}},
+        {
+            "signature": "nbest",
+            "inputs": {"inputs": list(texts), "beam_size": 3, "num_hypotheses": 2, "max_length": 0},
+        },
+    ]
+
+
+def _in_process(inference, call: Mapping[str, Any]) -> dict[str, Any]:
+    import tensorflow as tf
+
+    inputs = dict(call["inputs"])
+    texts = tf.constant(inputs.pop("inputs"), tf.string)
+    fn = {
+        "serving_default": inference.beam,
+        "beam": inference.beam,
+        "greedy": inference.greedy,
+        "nbest": inference.nbest,
+    }[call["signature"]]
+    extra = [tf.constant(inputs[k], tf.int32) for k in ("beam_size", "num_hypotheses", "max_length") if k in inputs]
+    out = fn(texts, *extra)
+    return {
+        k: (np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(v.numpy()).tolist()
+            if v.dtype == tf.string and v.shape.num_elements() else v.numpy().tolist())
+        for k, v in out.items()
+    }
+
+
+def check_serving(
+    export_dir: str | Path,
+    inference=None,
+    texts: Sequence[str] = ("hello", ""),
+    score_tolerance: float = 1e-4,
+) -> ConformanceReport:
+    """Load `export_dir` on the Session path, run every signature, compare with `inference`.
+
+    With `inference=None` only loading and running are checked (plus output shapes:
+    one output per input).
+    """
+    calls = default_calls(texts)
+    served = run_in_session(export_dir, calls)
+    report = ConformanceReport(str(export_dir), served["signatures"])
+    expected_sigs = {c["signature"] for c in calls}
+    if not expected_sigs <= set(served["signatures"]):
+        report.mismatches.append(f"missing signatures: {sorted(expected_sigs - set(served['signatures']))}")
+    for call, got in zip(calls, served["results"]):
+        name = call["signature"]
+        for key, value in got.items():
+            if len(value) != len(texts):
+                report.mismatches.append(f"{name}.{key}: {len(value)} rows for {len(texts)} inputs")
+        if inference is None:
+            continue
+        want = _in_process(inference, call)
+        if set(want) != set(got):
+            report.mismatches.append(f"{name}: outputs {sorted(got)} != {sorted(want)}")
+            continue
+        for key in want:
+            a, b = np.asarray(want[key], dtype=object), np.asarray(got[key], dtype=object)
+            if a.shape != b.shape:
+                report.mismatches.append(f"{name}.{key}: shape {b.shape} != in-process {a.shape}")
+            elif a.size and isinstance(a.flat[0], float):
+                diff = np.max(np.abs(a.astype(float) - b.astype(float)))
+                if diff > score_tolerance:
+                    report.mismatches.append(f"{name}.{key}: max difference {diff:g}")
+            elif a.tolist() != b.tolist():
+                report.mismatches.append(f"{name}.{key}: {b.tolist()!r} != in-process {a.tolist()!r}")
+    return report

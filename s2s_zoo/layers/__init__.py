@@ -1,0 +1,1 @@
+"""Layer blocks the model families are built from."""

@@ -1,0 +1,56 @@
+"""Attention blocks over an encoder memory: Bahdanau (additive) and Luong (dot, general).
+
+The scoring itself is Keras' own `AdditiveAttention` / `Attention` layers; this
+module adds the projections each paper puts around them and splits the work so
+the memory side (keys) is computed once per source, not once per decoding step.
+"""
+
+from __future__ import annotations
+
+import keras
+
+ATTENTION_KINDS = ("none", "bahdanau", "luong_dot", "luong_general")
+
+
+class MemoryAttention:
+    """One attention mechanism whose layers are shared by the training and step graphs.
+
+    - bahdanau: score = v^T tanh(W_q q + W_k k)  (Keras AdditiveAttention with a
+      learned scale vector as v, over projected query and keys)
+    - luong_dot: score = q^T k  (needs query and memory of equal width)
+    - luong_general: score = q^T W k
+    """
+
+    def __init__(self, kind: str, units: int, query_dim: int, memory_dim: int, name: str) -> None:
+        if kind not in ATTENTION_KINDS or kind == "none":
+            raise ValueError(f"attention kind must be one of {ATTENTION_KINDS[1:]}, got {kind!r}")
+        if kind == "luong_dot" and query_dim != memory_dim:
+            raise ValueError(
+                "luong_dot attention needs the decoder width to equal the encoder output "
+                f"width, got {query_dim} and {memory_dim}; use luong_general instead"
+            )
+        self.kind = kind
+        self.query_projection = None
+        self.key_projection = None
+        if kind == "bahdanau":
+            self.query_projection = keras.layers.Dense(units, use_bias=False, name=f"{name}_query")
+            self.key_projection = keras.layers.Dense(units, use_bias=False, name=f"{name}_key")
+            self.score = keras.layers.AdditiveAttention(use_scale=True, name=f"{name}_score")
+        else:
+            if kind == "luong_general":
+                self.key_projection = keras.layers.Dense(
+                    query_dim, use_bias=False, name=f"{name}_key"
+                )
+            self.score = keras.layers.Attention(score_mode="dot", name=f"{name}_score")
+
+    def keys(self, memory):
+        """Project the encoder memory once; the result is reused at every step."""
+        return memory if self.key_projection is None else self.key_projection(memory)
+
+    def __call__(self, query, memory, keys, query_mask, memory_mask):
+        """[B, Tq, Dq] queries -> ([B, Tq, Dm] context, [B, Tq, Tm] weights)."""
+        q = query if self.query_projection is None else self.query_projection(query)
+        context, weights = self.score(
+            [q, memory, keys], mask=[query_mask, memory_mask], return_attention_scores=True
+        )
+        return context, weights

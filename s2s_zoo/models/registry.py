@@ -1,0 +1,55 @@
+"""The catalog: model names -> (family, default config), and families -> builders.
+
+Recipes, the CLI and the tests iterate over `CATALOG`, so a new entry is trained,
+decoded, exported and conformance-checked by the test suite automatically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from s2s_zoo.models.base import Seq2SeqModel
+from s2s_zoo.models.rnn import RNNSeq2Seq
+
+FAMILIES: dict[str, type[Seq2SeqModel]] = {"rnn": RNNSeq2Seq}
+
+# name -> (family, config overrides on top of the family's defaults)
+CATALOG: dict[str, tuple[str, dict[str, Any]]] = {
+    "gru_bahdanau": ("rnn", {"cell": "gru", "attention": "bahdanau", "bidirectional": True}),
+}
+
+
+def build_model(family: str, config: dict[str, Any]) -> Seq2SeqModel:
+    """Build a model of `family` from a config dict (unknown keys are an error)."""
+    if family not in FAMILIES:
+        raise KeyError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}")
+    cls = FAMILIES[family]
+    known = {f.name for f in dataclasses.fields(cls.config_class)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(f"unknown config fields for family {family!r}: {unknown}")
+    return cls(cls.config_class(**config))
+
+
+def build_from_catalog(
+    name: str, source_vocab_size: int, target_vocab_size: int, **overrides: Any
+) -> Seq2SeqModel:
+    """Build catalog entry `name` for the given vocabularies, with optional overrides."""
+    if name not in CATALOG:
+        raise KeyError(f"unknown model {name!r}; the catalog has {sorted(CATALOG)}")
+    family, defaults = CATALOG[name]
+    config = {
+        **defaults,
+        **overrides,
+        "source_vocab_size": source_vocab_size,
+        "target_vocab_size": target_vocab_size,
+    }
+    return build_model(family, config)
+
+
+def build_from_json(text: str) -> Seq2SeqModel:
+    """Rebuild a model from `Seq2SeqModel.config_json()` output."""
+    spec = json.loads(text)
+    return build_model(spec["family"], spec["config"])

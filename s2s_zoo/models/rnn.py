@@ -1,0 +1,202 @@
+"""Recurrent encoder-decoders: SimpleRNN/LSTM/GRU, stacked, bidirectional, with attention.
+
+The decoder is written once as `_run_decoder` over a [batch, time] block of target
+ids; the training graph calls it on the whole target (teacher forcing) and the
+step graph on one position, so both share every layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+from s2s_zoo.layers.attention import ATTENTION_KINDS, MemoryAttention
+from s2s_zoo.models.base import Seq2SeqModel, TensorDict
+
+CELLS = {"gru": layers.GRU, "lstm": layers.LSTM, "simple_rnn": layers.SimpleRNN}
+
+
+@dataclass
+class RNNConfig:
+    """Architecture of a recurrent encoder-decoder (everything needed to rebuild it)."""
+
+    source_vocab_size: int
+    target_vocab_size: int
+    cell: str = "gru"
+    embedding_dim: int = 128
+    encoder_units: int = 256
+    decoder_units: int = 256
+    encoder_layers: int = 1
+    decoder_layers: int = 1
+    bidirectional: bool = True
+    attention: str = "bahdanau"
+    attention_units: int = 128
+    dropout: float = 0.0
+    residual: bool = False
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}")
+        if self.attention not in ATTENTION_KINDS:
+            raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
+        if min(self.encoder_layers, self.decoder_layers) < 1:
+            raise ValueError("encoder_layers and decoder_layers must be at least 1")
+
+    @property
+    def states_per_layer(self) -> int:
+        return 2 if self.cell == "lstm" else 1
+
+    @property
+    def memory_dim(self) -> int:
+        return self.encoder_units * (2 if self.bidirectional else 1)
+
+
+class RNNSeq2Seq(Seq2SeqModel):
+    """A recurrent encoder-decoder; see the module docstring for how the views share layers."""
+
+    family = "rnn"
+    config_class = RNNConfig
+
+    def __init__(self, config: RNNConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.source_embedding = layers.Embedding(
+            c.source_vocab_size, c.embedding_dim, mask_zero=True, name="source_embedding"
+        )
+        self.target_embedding = layers.Embedding(
+            c.target_vocab_size, c.embedding_dim, mask_zero=True, name="target_embedding"
+        )
+        self.encoder_rnns = []
+        for i in range(c.encoder_layers):
+            rnn = CELLS[c.cell](
+                c.encoder_units, return_sequences=True, return_state=True, name=f"encoder_{i}"
+            )
+            if c.bidirectional:
+                rnn = layers.Bidirectional(rnn, name=f"encoder_bi_{i}")
+            self.encoder_rnns.append(rnn)
+        self.decoder_rnns = [
+            CELLS[c.cell](
+                c.decoder_units, return_sequences=True, return_state=True, name=f"decoder_{i}"
+            )
+            for i in range(c.decoder_layers)
+        ]
+        # The bridge maps the top encoder layer's final states to every decoder layer's
+        # initial states; it absorbs bidirectional concatenation, width and depth mismatch.
+        self.bridges = [
+            [
+                layers.Dense(
+                    c.decoder_units, activation="tanh" if k == 0 else None, name=f"bridge_{i}_{k}"
+                )
+                for k in range(c.states_per_layer)
+            ]
+            for i in range(c.decoder_layers)
+        ]
+        self.dropout = layers.Dropout(c.dropout, name="dropout")
+        self.attention = None
+        if c.attention != "none":
+            self.attention = MemoryAttention(
+                c.attention, c.attention_units, c.decoder_units, c.memory_dim, name="attention"
+            )
+            self.attention_projection = layers.Dense(
+                c.decoder_units, activation="tanh", name="attention_projection"
+            )
+        self.output_projection = layers.Dense(
+            c.target_vocab_size, dtype="float32", name="output_projection"
+        )
+        self._build_views()
+
+    # -- graph pieces -------------------------------------------------------------------
+
+    def _stack(self, x, rnns, initial_states=None):
+        """Run stacked RNN layers with dropout and optional residuals; return (seq, states)."""
+        final_states = []
+        for i, rnn in enumerate(rnns):
+            kwargs = {} if initial_states is None else {"initial_state": initial_states[i]}
+            out = rnn(x, **kwargs)
+            seq, states = out[0], list(out[1:])
+            seq = self.dropout(seq)
+            if self.config.residual and i > 0 and seq.shape[-1] == x.shape[-1]:
+                seq = seq + x
+            x = seq
+            final_states.append(states)
+        return x, final_states
+
+    def _encode_graph(self, source_ids):
+        source_mask = keras.ops.not_equal(source_ids, 0)
+        x = self.dropout(self.source_embedding(source_ids))
+        memory, states = self._stack(x, self.encoder_rnns)
+        top = states[-1]
+        if self.config.bidirectional:  # [fw_1..fw_k, bw_1..bw_k] -> per kind concat
+            k = self.config.states_per_layer
+            top = [keras.ops.concatenate([top[j], top[k + j]], axis=-1) for j in range(k)]
+        initial = [[bridge(top[k]) for k, bridge in enumerate(row)] for row in self.bridges]
+        keys = self.attention.keys(memory) if self.attention else memory
+        return memory, keys, source_mask, initial
+
+    def _run_decoder(self, target_ids, states, memory, keys, source_mask):
+        target_mask = keras.ops.not_equal(target_ids, 0)
+        y = self.dropout(self.target_embedding(target_ids))
+        y, new_states = self._stack(y, self.decoder_rnns, states)
+        weights = None
+        if self.attention is not None:
+            context, weights = self.attention(y, memory, keys, target_mask, source_mask)
+            y = self.attention_projection(keras.ops.concatenate([y, context], axis=-1))
+            y = self.dropout(y)
+        return self.output_projection(y), new_states, weights
+
+    def _build_views(self) -> None:
+        c = self.config
+        source_ids = keras.Input((None,), dtype="int32", name="source_ids")
+        target_ids = keras.Input((None,), dtype="int32", name="target_ids")
+        memory, keys, source_mask, initial = self._encode_graph(source_ids)
+        logits, _, _ = self._run_decoder(target_ids, initial, memory, keys, source_mask)
+        self.training_model = keras.Model([source_ids, target_ids], logits, name="rnn_seq2seq")
+
+        flat_initial = [s for row in initial for s in row]
+        self.encoder_model = keras.Model(
+            source_ids, [memory, keys, source_mask, *flat_initial], name="rnn_encoder"
+        )
+
+        token = keras.Input((1,), dtype="int32", name="token_ids")
+        memory_in = keras.Input((None, c.memory_dim), name="memory")
+        keys_in = keras.Input((None, keys.shape[-1]), name="keys")
+        mask_in = keras.Input((None,), dtype="bool", name="source_mask")
+        n = c.states_per_layer
+        state_in = [keras.Input((c.decoder_units,), name=f"state_{i}") for i in range(len(flat_initial))]
+        nested = [state_in[i * n : (i + 1) * n] for i in range(c.decoder_layers)]
+        step_logits, step_states, weights = self._run_decoder(token, nested, memory_in, keys_in, mask_in)
+        outputs = [step_logits[:, 0, :], *[s for row in step_states for s in row]]
+        if weights is not None:
+            outputs.append(weights[:, 0, :])
+        self.step_model = keras.Model(
+            [token, memory_in, keys_in, mask_in, *state_in], outputs, name="rnn_step"
+        )
+        self._num_states = len(flat_initial)
+
+    # -- the decoding interface ----------------------------------------------------------
+
+    def encode(self, source_ids: tf.Tensor) -> tuple[TensorDict, TensorDict]:
+        outputs = self.encoder_model(source_ids, training=False)
+        # tf.identity drops the Keras mask eager tensors carry; the step graph takes the
+        # source mask as an explicit input instead.
+        memory, keys, mask, *states = [tf.identity(t) for t in outputs]
+        state = {f"state_{i}": s for i, s in enumerate(states)}
+        if self.attention is not None:  # attention weights of the last step, for inspection
+            state["attention"] = tf.zeros_like(mask, dtype=tf.float32)
+        return {"memory": memory, "keys": keys, "mask": mask}, state
+
+    def step(
+        self, token_ids: tf.Tensor, state: TensorDict, memory: TensorDict
+    ) -> tuple[tf.Tensor, TensorDict]:
+        states = [state[f"state_{i}"] for i in range(self._num_states)]
+        out = self.step_model(
+            [token_ids[:, None], memory["memory"], memory["keys"], memory["mask"], *states],
+            training=False,
+        )
+        new_state = {f"state_{i}": s for i, s in enumerate(out[1 : 1 + self._num_states])}
+        if self.attention is not None:
+            new_state["attention"] = out[-1]
+        return out[0], new_state

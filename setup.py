@@ -1,0 +1,35 @@
+"""Packaging for s2s-zoo. Metadata lives here (the product card fixes setup.py)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="s2s-zoo",
+    version="0.1.0",
+    description=(
+        "A TensorFlow/Keras zoo of sequence-to-sequence models that train from "
+        "recipes and export SavedModels with in-graph greedy and beam search "
+        "for TensorFlow Serving."
+    ),
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["s2s_zoo", "s2s_zoo.*"]),
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "tensorflow-text>=2.21,<2.22",
+        "keras>=3.10,<4",
+        "keras-hub>=0.32,<0.33",
+        "sentencepiece>=0.2,<0.3",
+        "num2words>=0.5.13,<0.6",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "ruff>=0.6"],
+        "metrics": ["sacrebleu>=2.4,<3", "jiwer>=3.0,<5"],
+    },
+    entry_points={"console_scripts": ["s2s-zoo=s2s_zoo.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
