@@ -16,8 +16,14 @@ from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
 from s2s_zoo.models.registry import build_from_json
 
 BUNDLE_IN_EXPORT = Path("assets.extra") / "s2s_zoo"
-FILES = ("model.json", "preprocessor.json", "decoding.json", "source.spm.model",
-         "target.spm.model", "model.weights.h5")
+FILES = (
+    "model.json",
+    "preprocessor.json",
+    "decoding.json",
+    "source.spm.model",
+    "target.spm.model",
+    "model.weights.h5",
+)
 
 
 def save_bundle(inference: Seq2SeqInference, directory: str | Path) -> Path:
@@ -28,8 +34,10 @@ def save_bundle(inference: Seq2SeqInference, directory: str | Path) -> Path:
     (directory / "model.json").write_text(inference.model.config_json())
     (directory / "preprocessor.json").write_text(
         json.dumps(
-            {"max_source_length": pre.max_source_length,
-             "max_target_length": pre.max_target_length},
+            {
+                "max_source_length": pre.max_source_length,
+                "max_target_length": pre.max_target_length,
+            },
             indent=2,
         )
     )
@@ -49,7 +57,9 @@ def resolve_bundle_dir(path: str | Path) -> Path:
         if (candidate / "model.json").is_file():
             missing = [f for f in FILES if not (candidate / f).is_file()]
             if missing:
-                raise FileNotFoundError(f"{candidate} is an incomplete s2s-zoo bundle: missing {missing}")
+                raise FileNotFoundError(
+                    f"{candidate} is an incomplete s2s-zoo bundle: missing {missing}"
+                )
             return candidate
     raise FileNotFoundError(
         f"{path} is neither an s2s-zoo checkpoint (model.json, *.spm.model, model.weights.h5) "

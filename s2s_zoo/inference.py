@@ -108,7 +108,9 @@ class Seq2SeqInference(tf.Module):
             num_hypotheses=num_hypotheses,
             pad_id=PAD_ID,
         )
-        outputs = self._best_outputs(result.ids[:, 0], result.scores[:, 0], result.content_lengths[:, 0])
+        outputs = self._best_outputs(
+            result.ids[:, 0], result.scores[:, 0], result.content_lengths[:, 0]
+        )
         outputs["nbest_outputs"] = self._strings(result.ids, result.content_lengths)
         outputs["nbest_scores"] = result.scores
         return outputs
@@ -125,9 +127,7 @@ class Seq2SeqInference(tf.Module):
         max_length: tf.Tensor,
     ) -> dict[str, tf.Tensor]:
         checks = [
-            tf.debugging.assert_greater_equal(
-                beam_size, 1, message="beam_size must be at least 1"
-            ),
+            tf.debugging.assert_greater_equal(beam_size, 1, message="beam_size must be at least 1"),
             tf.debugging.assert_less_equal(
                 beam_size,
                 MAX_REQUEST_BEAM_SIZE,

@@ -33,8 +33,8 @@ class TextPreprocessor(tf.Module):
         self.target_proto = target_proto
         self.max_source_length = max_source_length
         self.max_target_length = max_target_length
-        self.source_tokenizer = make_tokenizer(source_proto)
-        self.target_tokenizer = make_tokenizer(target_proto)
+        self.source_tokenizer = make_tokenizer(source_proto, name="source_sentencepiece")
+        self.target_tokenizer = make_tokenizer(target_proto, name="target_sentencepiece")
 
     @property
     def source_vocab_size(self) -> int:

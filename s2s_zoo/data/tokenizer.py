@@ -59,6 +59,11 @@ def train_sentencepiece(
     return writer.getvalue()
 
 
-def make_tokenizer(proto: bytes) -> tf_text.SentencepieceTokenizer:
-    """A tf-text tokenizer (a trackable TF resource) over a serialized SentencePiece model."""
-    return tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32)
+def make_tokenizer(proto: bytes, name: str) -> tf_text.SentencepieceTokenizer:
+    """A tf-text tokenizer (a trackable TF resource) over a serialized SentencePiece model.
+
+    `name` must differ between tokenizers of one model: the SentencepieceOp kernel
+    shares its model by node name, so two unnamed tokenizers in one SavedModel
+    would both load whichever model is created first.
+    """
+    return tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32, name=name)

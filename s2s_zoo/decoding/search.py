@@ -45,9 +45,7 @@ def gnmt_length_penalty(lengths: tf.Tensor, alpha: float | tf.Tensor) -> tf.Tens
     return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
 
 
-def max_output_lengths(
-    source_lengths: tf.Tensor, ratio: float, offset: int, cap: int
-) -> tf.Tensor:
+def max_output_lengths(source_lengths: tf.Tensor, ratio: float, offset: int, cap: int) -> tf.Tensor:
     """Per-sequence output budget: min(cap, ceil(ratio * source_length) + offset), at least 1."""
     budget = tf.math.ceil(ratio * tf.cast(source_lengths, tf.float32)) + float(offset)
     return tf.clip_by_value(tf.cast(budget, tf.int32), 1, cap)
@@ -170,9 +168,7 @@ def beam_search(
     beam_max = tf.repeat(max_lengths, k)  # [B*k]
 
     # Only beam 0 starts alive, so the first expansion does not pick k copies of one prefix.
-    log_probs = tf.tile(
-        tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], axis=0)[None, :], [batch, 1]
-    )
+    log_probs = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], axis=0)[None, :], [batch, 1])
     finished = tf.zeros([batch, k], tf.bool)
     lengths = tf.zeros([batch, k], tf.int32)
     ids = tf.zeros([batch, k, limit], tf.int32)

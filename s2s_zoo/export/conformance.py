@@ -129,11 +129,20 @@ def _in_process(inference, call: Mapping[str, Any]) -> dict[str, Any]:
         "greedy": inference.greedy,
         "nbest": inference.nbest,
     }[call["signature"]]
-    extra = [tf.constant(inputs[k], tf.int32) for k in ("beam_size", "num_hypotheses", "max_length") if k in inputs]
+    extra = [
+        tf.constant(inputs[k], tf.int32)
+        for k in ("beam_size", "num_hypotheses", "max_length")
+        if k in inputs
+    ]
     out = fn(texts, *extra)
     return {
-        k: (np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(v.numpy()).tolist()
-            if v.dtype == tf.string and v.shape.num_elements() else v.numpy().tolist())
+        k: (
+            np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(
+                v.numpy()
+            ).tolist()
+            if v.dtype == tf.string and v.shape.num_elements()
+            else v.numpy().tolist()
+        )
         for k, v in out.items()
     }
 
@@ -154,7 +163,9 @@ def check_serving(
     report = ConformanceReport(str(export_dir), served["signatures"])
     expected_sigs = {c["signature"] for c in calls}
     if not expected_sigs <= set(served["signatures"]):
-        report.mismatches.append(f"missing signatures: {sorted(expected_sigs - set(served['signatures']))}")
+        report.mismatches.append(
+            f"missing signatures: {sorted(expected_sigs - set(served['signatures']))}"
+        )
     for call, got in zip(calls, served["results"]):
         name = call["signature"]
         for key, value in got.items():
@@ -175,5 +186,7 @@ def check_serving(
                 if diff > score_tolerance:
                     report.mismatches.append(f"{name}.{key}: max difference {diff:g}")
             elif a.tolist() != b.tolist():
-                report.mismatches.append(f"{name}.{key}: {b.tolist()!r} != in-process {a.tolist()!r}")
+                report.mismatches.append(
+                    f"{name}.{key}: {b.tolist()!r} != in-process {a.tolist()!r}"
+                )
     return report

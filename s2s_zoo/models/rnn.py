@@ -165,9 +165,13 @@ class RNNSeq2Seq(Seq2SeqModel):
         keys_in = keras.Input((None, keys.shape[-1]), name="keys")
         mask_in = keras.Input((None,), dtype="bool", name="source_mask")
         n = c.states_per_layer
-        state_in = [keras.Input((c.decoder_units,), name=f"state_{i}") for i in range(len(flat_initial))]
+        state_in = [
+            keras.Input((c.decoder_units,), name=f"state_{i}") for i in range(len(flat_initial))
+        ]
         nested = [state_in[i * n : (i + 1) * n] for i in range(c.decoder_layers)]
-        step_logits, step_states, weights = self._run_decoder(token, nested, memory_in, keys_in, mask_in)
+        step_logits, step_states, weights = self._run_decoder(
+            token, nested, memory_in, keys_in, mask_in
+        )
         outputs = [step_logits[:, 0, :], *[s for row in step_states for s in row]]
         if weights is not None:
             outputs.append(weights[:, 0, :])

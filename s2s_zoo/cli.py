@@ -1,0 +1,156 @@
+"""`s2s-zoo` command line: predict with, inspect and check exported SavedModels; list models.
+
+Everything here works on exported SavedModels through their signatures, the same
+way TF Serving does, so what the CLI prints is what a server would return.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+
+def _load(model_dir: str):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  the tokenizer ops the graph uses
+
+    path = Path(model_dir)
+    if not (path / "saved_model.pb").is_file():
+        raise SystemExit(f"{path} is not a SavedModel version directory (no saved_model.pb)")
+    return tf.saved_model.load(str(path))
+
+
+def _batches(lines: Iterator[str], size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line.rstrip("\r\n"))
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import tensorflow as tf
+
+    loaded = _load(args.model)
+    use_nbest = args.beam_size is not None or args.n_best is not None or args.max_length
+    if use_nbest and args.mode == "greedy":
+        raise SystemExit("--beam-size/--n-best/--max-length apply to beam search, not --mode greedy")
+    source = open(args.input, encoding="utf-8") if args.input else sys.stdin
+    sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    beam_size = args.beam_size or max(args.n_best or 1, 4)
+    n_best = args.n_best or 1
+    try:
+        for batch in _batches(source, args.batch_size):
+            inputs = tf.constant(batch, tf.string)
+            if use_nbest:
+                out = loaded.signatures["nbest"](
+                    inputs=inputs,
+                    beam_size=tf.constant(beam_size, tf.int32),
+                    num_hypotheses=tf.constant(n_best, tf.int32),
+                    max_length=tf.constant(args.max_length or 0, tf.int32),
+                )
+                texts, scores = out["nbest_outputs"].numpy(), out["nbest_scores"].numpy()
+            else:
+                out = loaded.signatures[args.mode](inputs=inputs)
+                texts, scores = out["outputs"].numpy()[:, None], out["scores"].numpy()[:, None]
+            for row_texts, row_scores in zip(texts, scores, strict=True):
+                for text, score in zip(row_texts, row_scores, strict=True):
+                    line = text.decode("utf-8")
+                    sink.write(f"{score:.4f}\t{line}\n" if args.with_scores else f"{line}\n")
+            sink.flush()
+    finally:
+        if args.input:
+            source.close()
+        if args.output:
+            sink.close()
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    loaded = _load(args.model)
+    print(f"SavedModel: {args.model}")
+    for name, fn in sorted(loaded.signatures.items()):
+        print(f"signature {name!r}")
+        for key, spec in sorted(fn.structured_input_signature[1].items()):
+            print(f"  input  {key}: {spec.dtype.name} {spec.shape}")
+        for key, spec in sorted(fn.structured_outputs.items()):
+            print(f"  output {key}: {spec.dtype.name} {spec.shape}")
+    bundle = Path(args.model) / "assets.extra" / "s2s_zoo"
+    for name in ("model.json", "preprocessor.json", "decoding.json"):
+        path = bundle / name
+        if path.is_file():
+            print(f"{name}:\n{json.dumps(json.loads(path.read_text()), indent=2)}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from s2s_zoo.bundle import load_bundle
+    from s2s_zoo.export.conformance import check_serving
+
+    texts = args.text or ["", "hello world"]
+    inference = None if args.no_compare else load_bundle(args.model)
+    report = check_serving(args.model, inference, texts=texts)
+    print(f"signatures: {report.signatures}")
+    if report.ok:
+        what = "loaded and ran" if inference is None else "match the in-process model"
+        print(f"OK: every signature {what} on the TF Serving (Session) path")
+        return 0
+    print("FAILED:\n" + "\n".join(report.mismatches))
+    return 1
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from s2s_zoo.models.registry import CATALOG, build_from_catalog
+
+    print(f"{'name':<20} {'family':<12} {'parameters':>12}  (vocab {args.vocab} -> {args.vocab})")
+    for name, (family, _) in sorted(CATALOG.items()):
+        model = build_from_catalog(name, args.vocab, args.vocab)
+        print(f"{name:<20} {family:<12} {model.count_params():>12,}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="s2s-zoo", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("predict", help="decode lines from a file or stdin")
+    p.add_argument("--model", required=True, help="exported version dir, e.g. exported/NAME/1")
+    p.add_argument("--input", help="UTF-8 text file, one source per line (default: stdin)")
+    p.add_argument("--output", help="write here instead of stdout")
+    p.add_argument("--mode", choices=["beam", "greedy"], default="beam")
+    p.add_argument("--beam-size", type=int, help="per-request beam size (nbest signature)")
+    p.add_argument("--n-best", type=int, help="hypotheses per input, best first")
+    p.add_argument("--max-length", type=int, help="cap on output tokens (never above export's)")
+    p.add_argument("--with-scores", action="store_true", help="prefix each line with its score")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("inspect", help="print signatures and the saved config")
+    p.add_argument("model")
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("check", help="TF Serving conformance check in a fresh process")
+    p.add_argument("model")
+    p.add_argument("--text", action="append", help="sample input (repeatable)")
+    p.add_argument("--no-compare", action="store_true", help="only load and run, no comparison")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("models", help="list the model catalog with parameter counts")
+    p.add_argument("--vocab", type=int, default=8000, help="vocabulary size for the counts")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Losses, metrics, strategies and the fit loop used by every recipe."""

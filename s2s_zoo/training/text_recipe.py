@@ -1,0 +1,208 @@
+"""The text-to-text recipe flow shared by every `recipes/translation/*.py` script.
+
+data -> tokenizers (trained, or inherited with --init-from) -> model from the
+catalog -> fit -> checkpoint bundle -> SavedModel export -> Session-path serving
+check -> evaluation of the *exported* model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from s2s_zoo.bundle import load_bundle, save_bundle
+from s2s_zoo.data.numbers import make_number_splits
+from s2s_zoo.data.pipeline import make_dataset
+from s2s_zoo.data.preprocessor import TextPreprocessor
+from s2s_zoo.data.readers import read_pairs
+from s2s_zoo.data.tokenizer import train_sentencepiece
+from s2s_zoo.export.conformance import check_serving
+from s2s_zoo.export.saved_model import export_saved_model
+from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
+from s2s_zoo.models.registry import build_from_catalog
+from s2s_zoo.training.fit import TrainConfig, compile_model, fit, set_precision
+
+Pairs = list[tuple[str, str]]
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class TextRecipe:
+    """What a recipe script declares: its export name, catalog entry and defaults."""
+
+    name: str
+    model: str
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decoding: DecodingConfig = field(default_factory=DecodingConfig)
+    vocab_size: int = 8000
+    max_source_length: int = 128
+    max_target_length: int = 128
+    default_train_size: int = 20_000
+
+
+def argument_parser(recipe: TextRecipe, description: str) -> argparse.ArgumentParser:
+    t = recipe.train
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--train", help="training pairs, TSV (source<TAB>target) or JSONL")
+    p.add_argument("--valid", help="validation pairs (same formats); required with --train")
+    p.add_argument("--test", help="held-out pairs to evaluate the exported model on")
+    p.add_argument("--format", choices=["tsv", "jsonl"], help="override format detection")
+    p.add_argument("--source-field", default="source", help="JSONL source field name")
+    p.add_argument("--target-field", default="target", help="JSONL target field name")
+    p.add_argument("--init-from", help="exported version dir or checkpoint dir to fine-tune")
+    p.add_argument("--export-dir", default=str(REPO_ROOT / "exported"), help="export base")
+    p.add_argument("--name", default=recipe.name, help="model name under the export base")
+    p.add_argument("--checkpoint-dir", help="where to save the training checkpoint bundle")
+    p.add_argument("--epochs", type=int, default=t.epochs)
+    p.add_argument("--batch-size", type=int, default=t.batch_size)
+    p.add_argument("--learning-rate", type=float, default=t.learning_rate)
+    p.add_argument("--label-smoothing", type=float, default=t.label_smoothing)
+    p.add_argument("--max-minutes", type=float, default=t.max_minutes, help="time budget")
+    p.add_argument("--vocab-size", type=int, default=recipe.vocab_size)
+    p.add_argument("--train-size", type=int, default=recipe.default_train_size,
+                   help="pairs of the embedded number task (ignored with --train)")
+    p.add_argument("--beam-size", type=int, default=recipe.decoding.beam_size)
+    p.add_argument("--length-penalty", type=float, default=recipe.decoding.length_penalty)
+    p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (GPU)")
+    p.add_argument("--xla", action="store_true", help="jit_compile the training step")
+    p.add_argument("--seed", type=int, default=t.seed)
+    p.add_argument("--no-serving-check", action="store_true",
+                   help="skip the Session-path check of the export (not recommended)")
+    p.add_argument("--model-config", default="{}",
+                   help='JSON overrides of the model config, e.g. \'{"decoder_units": 128}\'')
+    return p
+
+
+def load_splits(args: argparse.Namespace) -> dict[str, Pairs]:
+    """User files with --train/--valid(/--test), else the embedded number task."""
+    if args.train:
+        if not args.valid:
+            raise SystemExit("--valid is required with --train")
+        splits = {}
+        for split in ("train", "valid", "test"):
+            path = getattr(args, split)
+            if path:
+                report = read_pairs(path, file_format=args.format,
+                                    source_field=args.source_field,
+                                    target_field=args.target_field)
+                print(report.summary())
+                splits[split] = report.pairs
+        return splits
+    if args.valid or args.test:
+        raise SystemExit("--valid/--test need --train (the default task makes its own splits)")
+    print(f"No --train given: using the embedded task, English -> French number words "
+          f"(num2words), {args.train_size} training pairs, held-out numbers for test.")
+    return make_number_splits(args.train_size, 500, 1000, seed=args.seed)
+
+
+def build_inference(recipe: TextRecipe, args: argparse.Namespace, train: Pairs):
+    """A fresh model with tokenizers trained on `train`, or the one to fine-tune."""
+    decoding = DecodingConfig(
+        beam_size=args.beam_size,
+        length_penalty=args.length_penalty,
+        num_hypotheses=min(recipe.decoding.num_hypotheses, args.beam_size),
+        max_length_ratio=recipe.decoding.max_length_ratio,
+        max_length_offset=recipe.decoding.max_length_offset,
+        max_length_cap=recipe.decoding.max_length_cap,
+    )
+    if args.init_from:
+        inference = load_bundle(args.init_from)
+        print(f"Fine-tuning from {args.init_from}: its vocabulary and architecture are kept.")
+        inference.decoding = decoding
+        return inference
+    preprocessor = TextPreprocessor(
+        train_sentencepiece([s for s, _ in train], args.vocab_size),
+        train_sentencepiece([t for _, t in train], args.vocab_size),
+        recipe.max_source_length,
+        recipe.max_target_length,
+    )
+    overrides = {**recipe.model_overrides, **json.loads(args.model_config)}
+    model = build_from_catalog(
+        recipe.model, preprocessor.source_vocab_size, preprocessor.target_vocab_size, **overrides
+    )
+    return Seq2SeqInference(preprocessor, model, decoding)
+
+
+def decode_file(signature, sources: Sequence[str], batch_size: int = 64) -> list[str]:
+    """Run an exported signature over `sources` in batches; return the best strings."""
+    outputs: list[str] = []
+    for i in range(0, len(sources), batch_size):
+        batch = tf.constant(list(sources[i : i + batch_size]), tf.string)
+        outputs += [o.decode("utf-8") for o in signature(inputs=batch)["outputs"].numpy()]
+    return outputs
+
+
+def evaluate_export(export_path: Path, pairs: Pairs, show: int = 5) -> dict[str, float]:
+    """Exact match (and BLEU when sacrebleu is installed) of the exported model."""
+    loaded = tf.saved_model.load(str(export_path))
+    sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+    metrics: dict[str, float] = {}
+    for mode in ("greedy", "beam"):
+        start = time.perf_counter()
+        hyps = decode_file(loaded.signatures[mode], sources)
+        seconds = time.perf_counter() - start
+        exact = sum(h == r for h, r in zip(hyps, references, strict=True)) / len(pairs)
+        metrics[f"{mode}_exact_match"] = exact
+        line = f"{mode:>6}: exact match {exact:.2%} on {len(pairs)} held-out pairs"
+        try:
+            import sacrebleu
+
+            bleu = sacrebleu.corpus_bleu(hyps, [references]).score
+            metrics[f"{mode}_bleu"] = bleu
+            line += f", BLEU {bleu:.1f}"
+        except ImportError:
+            pass
+        print(f"{line} ({len(pairs) / seconds:.0f} sentences/s)")
+        if mode == "beam":
+            for s, h, r in list(zip(sources, hyps, references, strict=True))[:show]:
+                mark = "ok" if h == r else "WRONG"
+                print(f"  [{mark}] {s!r} -> {h!r}" + ("" if h == r else f" (want {r!r})"))
+    return metrics
+
+
+def run(recipe: TextRecipe, argv: Sequence[str] | None = None, description: str = "") -> dict:
+    """Train, export, serving-check and evaluate; returns paths and metrics."""
+    args = argument_parser(recipe, description or recipe.name).parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    set_precision(args.mixed_precision)
+    splits = load_splits(args)
+    inference = build_inference(recipe, args, splits["train"])
+    model = inference.model
+    print(f"Model {recipe.model}: {model.count_params():,} parameters; vocab "
+          f"{inference.preprocessor.source_vocab_size} -> "
+          f"{inference.preprocessor.target_vocab_size}")
+
+    train_config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        label_smoothing=args.label_smoothing, patience=recipe.train.patience,
+        max_minutes=args.max_minutes, jit_compile=args.xla, seed=args.seed,
+    )
+    compile_model(model.training_model, train_config)
+    train_ds = make_dataset(splits["train"], inference.preprocessor, args.batch_size, seed=args.seed)
+    valid_ds = make_dataset(splits["valid"], inference.preprocessor, args.batch_size, shuffle=False)
+    history = fit(model.training_model, train_ds, valid_ds, train_config)
+
+    checkpoint_dir = Path(args.checkpoint_dir or REPO_ROOT / "checkpoints" / args.name)
+    save_bundle(inference, checkpoint_dir)
+    export_path = export_saved_model(inference, Path(args.export_dir) / args.name)
+    print(f"Checkpoint: {checkpoint_dir}\nExported SavedModel: {export_path}")
+    result: dict[str, Any] = {"export_path": export_path, "checkpoint_dir": checkpoint_dir,
+                              "history": history.history}
+    if not args.no_serving_check:
+        sample = [s for s, _ in splits["valid"][:3]] + ["", "  "]
+        report = check_serving(export_path, inference, texts=sample)
+        if not report.ok:
+            raise SystemExit("Serving check FAILED:\n" + "\n".join(report.mismatches))
+        print(f"Serving check (TF1 Session loader, fresh process): OK for {report.signatures}")
+    eval_pairs = splits.get("test") or splits["valid"]
+    result["metrics"] = evaluate_export(export_path, eval_pairs)
+    return result
