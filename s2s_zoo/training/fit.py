@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 
 import keras
@@ -90,10 +91,14 @@ def fit(
         )
     if config.max_minutes:
         callbacks.append(TimeBudget(config.max_minutes))
-    return model.fit(
-        train_ds,
-        validation_data=valid_ds,
-        epochs=config.epochs,
-        callbacks=callbacks,
-        verbose=verbose,
-    )
+    with warnings.catch_warnings():
+        # tf.data input of unknown length: Keras warns at each epoch end; that is expected.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        return model.fit(
+            train_ds,
+            validation_data=valid_ds,
+            epochs=config.epochs,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the dataset shuffles itself, seeded
+        )

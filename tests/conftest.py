@@ -1,0 +1,65 @@
+"""Shared fixtures: one tiny model trained briefly on the number task and exported once."""
+
+from __future__ import annotations
+
+import keras
+import pytest
+import tensorflow as tf
+
+from s2s_zoo.data.numbers import make_number_splits
+from s2s_zoo.data.pipeline import make_dataset
+from s2s_zoo.data.preprocessor import TextPreprocessor
+from s2s_zoo.data.tokenizer import train_sentencepiece
+from s2s_zoo.export.saved_model import export_saved_model
+from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
+from s2s_zoo.models.registry import build_from_catalog
+from s2s_zoo.training.fit import TrainConfig, compile_model, fit
+
+TINY = {"embedding_dim": 16, "encoder_units": 16, "decoder_units": 32, "attention_units": 16}
+
+
+def make_tiny_inference(pairs, seed: int = 0, cap: int = 24) -> Seq2SeqInference:
+    keras.utils.set_random_seed(seed)
+    pre = TextPreprocessor(
+        train_sentencepiece([s for s, _ in pairs], 200),
+        train_sentencepiece([t for _, t in pairs], 200),
+        max_source_length=48,
+        max_target_length=48,
+    )
+    model = build_from_catalog(
+        "gru_bahdanau", pre.source_vocab_size, pre.target_vocab_size, **TINY
+    )
+    decoding = DecodingConfig(beam_size=3, length_penalty=0.6, num_hypotheses=2, max_length_cap=cap)
+    return Seq2SeqInference(pre, model, decoding)
+
+
+@pytest.fixture(scope="session")
+def number_splits():
+    return make_number_splits(1500, 50, 50, seed=0)
+
+
+@pytest.fixture(scope="session")
+def trained_inference(number_splits):
+    """A tiny GRU+Bahdanau model after one short epoch: not good, but not random."""
+    inference = make_tiny_inference(number_splits["train"])
+    config = TrainConfig(epochs=1, batch_size=32, learning_rate=5e-3, patience=0)
+    compile_model(inference.model.training_model, config)
+    fit(
+        inference.model.training_model,
+        make_dataset(number_splits["train"], inference.preprocessor, 32),
+        None,
+        config,
+        verbose=0,
+    )
+    return inference
+
+
+@pytest.fixture(scope="session")
+def exported(trained_inference, tmp_path_factory):
+    """(inference, path of exported version 1)."""
+    base = tmp_path_factory.mktemp("exported") / "tiny_numbers"
+    return trained_inference, export_saved_model(trained_inference, base)
+
+
+def strings(tensor: tf.Tensor) -> list:
+    return [s.decode("utf-8") for s in tensor.numpy().reshape(-1)]

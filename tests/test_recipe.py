@@ -1,0 +1,95 @@
+"""The recipe flow on user files: TSV/JSONL input, data errors, fine-tuning into version 2."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from s2s_zoo.data.numbers import number_pair
+from s2s_zoo.data.readers import DataFormatError, write_pairs
+from s2s_zoo.inference import DecodingConfig
+from s2s_zoo.training.fit import TrainConfig
+from s2s_zoo.training.text_recipe import TextRecipe, run
+from tests.conftest import TINY
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_RECIPE = TextRecipe(
+    name="tiny",
+    model="gru_bahdanau",
+    model_overrides=TINY,
+    train=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-3, patience=0),
+    decoding=DecodingConfig(beam_size=2, num_hypotheses=2, max_length_cap=16),
+    vocab_size=120,
+)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def common_args(tmp_path: Path) -> list[str]:
+    return ["--export-dir", str(tmp_path / "exported"), "--epochs", "1", "--vocab-size", "120"]
+
+
+def test_train_on_files_then_fine_tune_into_a_new_version(tmp_path):
+    train = tmp_path / "train.tsv"
+    valid = tmp_path / "valid.jsonl"
+    write_pairs(train, [number_pair(n) for n in range(300)])
+    write_pairs(valid, [number_pair(n) for n in range(300, 320)])
+    first = run(TINY_RECIPE, [*common_args(tmp_path), "--train", str(train), "--valid",
+                              str(valid), "--checkpoint-dir", str(tmp_path / "ckpt")])
+    v1 = first["export_path"]
+    assert v1.name == "1"
+    v1_files = {p: digest(p) for p in v1.rglob("*") if p.is_file()}
+
+    new_train = tmp_path / "new.jsonl"
+    write_pairs(new_train, [number_pair(n) for n in range(500, 600)])
+    second = run(TINY_RECIPE, [*common_args(tmp_path), "--train", str(new_train), "--valid",
+                               str(valid), "--init-from", str(v1),
+                               "--checkpoint-dir", str(tmp_path / "ckpt2")])
+    v2 = second["export_path"]
+    assert v2.name == "2" and v2.parent == v1.parent
+    assert {p: digest(p) for p in v1.rglob("*") if p.is_file()} == v1_files  # untouched
+    for vocab in ("source.spm.model", "target.spm.model"):
+        assert digest(v1 / "assets.extra/s2s_zoo" / vocab) == digest(
+            v2 / "assets.extra/s2s_zoo" / vocab
+        )
+    # fine-tuning continued from the exported weights: it starts where version 1 ended
+    assert second["history"]["loss"][0] < first["history"]["loss"][0]
+
+
+def test_custom_jsonl_field_names(tmp_path):
+    import json
+
+    train = tmp_path / "train.jsonl"
+    train.write_text(
+        "".join(json.dumps({"en": s, "fr": t}) + "\n" for s, t in map(number_pair, range(120)))
+    )
+    result = run(TINY_RECIPE, [*common_args(tmp_path), "--train", str(train), "--valid",
+                               str(train), "--source-field", "en", "--target-field", "fr",
+                               "--no-serving-check"])
+    assert result["export_path"].is_dir()
+
+
+def test_malformed_line_stops_with_file_and_line(tmp_path):
+    train = tmp_path / "train.tsv"
+    train.write_text("one\tun\ntwo\tdeux\nthree deux trois\n")
+    with pytest.raises(DataFormatError, match=r"train\.tsv:3"):
+        run(TINY_RECIPE, [*common_args(tmp_path), "--train", str(train), "--valid", str(train)])
+    assert not (tmp_path / "exported").exists()
+
+
+def test_recipe_script_reports_bad_data_on_the_command_line(tmp_path):
+    train = tmp_path / "bad.jsonl"
+    train.write_text('{"source": "one", "target": "un"}\n{"source": "two"}\n')
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "recipes/translation/gru_bahdanau.py"), "--train",
+         str(train), "--valid", str(train), "--export-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0
+    assert "bad.jsonl:2" in proc.stderr and "target" in proc.stderr
