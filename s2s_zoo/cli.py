@@ -40,7 +40,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     loaded = _load(args.model)
     use_nbest = args.beam_size is not None or args.n_best is not None or args.max_length
     if use_nbest and args.mode == "greedy":
-        raise SystemExit("--beam-size/--n-best/--max-length apply to beam search, not --mode greedy")
+        raise SystemExit(
+            "--beam-size/--n-best/--max-length apply to beam search, not --mode greedy"
+        )
     source = open(args.input, encoding="utf-8") if args.input else sys.stdin
     sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     beam_size = args.beam_size or max(args.n_best or 1, 4)

@@ -75,7 +75,7 @@ class Seq2SeqInference(tf.Module):
         )
         if max_length is not None:  # a per-request cap, never above the exported cap
             limits = tf.where(max_length > 0, tf.minimum(limits, max_length), limits)
-        memory, state = self.model.encode(source_ids)
+        memory, state = self.model.encode(source_ids, tf.reduce_max(limits))
         return memory, state, limits
 
     def _strings(self, ids: tf.Tensor, content_lengths: tf.Tensor) -> tf.Tensor:

@@ -63,3 +63,23 @@ def exported(trained_inference, tmp_path_factory):
 
 def strings(tensor: tf.Tensor) -> list:
     return [s.decode("utf-8") for s in tensor.numpy().reshape(-1)]
+
+
+TINY_BY_FAMILY = {
+    "rnn": {"embedding_dim": 8, "encoder_units": 8, "decoder_units": 16, "attention_units": 8},
+    "transformer": {"hidden_dim": 16, "intermediate_dim": 32, "num_heads": 2,
+                    "max_positions": 64, "dropout": 0.0},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_preprocessor():
+    from s2s_zoo.data.numbers import number_pair
+
+    pairs = [number_pair(n) for n in range(0, 1000, 7)]
+    return pairs, TextPreprocessor(
+        train_sentencepiece([s for s, _ in pairs], 80),
+        train_sentencepiece([t for _, t in pairs], 80),
+        max_source_length=32,
+        max_target_length=32,
+    )

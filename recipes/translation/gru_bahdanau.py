@@ -11,7 +11,7 @@ exact match of the exported model's greedy and beam search.
 
 from s2s_zoo.inference import DecodingConfig
 from s2s_zoo.training.fit import TrainConfig
-from s2s_zoo.training.text_recipe import TextRecipe, run
+from s2s_zoo.training.text_recipe import TextRecipe, main
 
 RECIPE = TextRecipe(
     name="translation_gru_bahdanau",
@@ -29,4 +29,4 @@ RECIPE = TextRecipe(
 )
 
 if __name__ == "__main__":
-    run(RECIPE, description=__doc__)
+    main(RECIPE, description=__doc__)

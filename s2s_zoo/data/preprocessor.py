@@ -38,11 +38,11 @@ class TextPreprocessor(tf.Module):
 
     @property
     def source_vocab_size(self) -> int:
-        return int(self.source_tokenizer.vocab_size())
+        return self.source_tokenizer.vocab_size
 
     @property
     def target_vocab_size(self) -> int:
-        return int(self.target_tokenizer.vocab_size())
+        return self.target_tokenizer.vocab_size
 
     def source_ragged(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """[batch] strings -> ragged int32 ids, EOS-terminated (never empty)."""

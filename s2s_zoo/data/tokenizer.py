@@ -1,9 +1,10 @@
 """Subword tokenizers that run as TF ops, in tf.data and in the exported graph alike.
 
 We train SentencePiece models with the `sentencepiece` trainer and run them with
-tf-text's `SentencepieceTokenizer` op, which stock TF Serving links. (keras-hub's
-`SentencePieceTokenizer` wraps the same op, but in eager mode it turns ragged
-outputs into Python lists, which our eager tests and CLI cannot use.)
+tf-text's `FastSentencepieceTokenizer` op, which stock TF Serving links (see
+`SubwordTokenizer` for why not the other SentencePiece op, which keras-hub's
+`SentencePieceTokenizer` wraps; keras-hub's layer also turns ragged outputs into
+Python lists in eager mode, which our eager tests and CLI cannot use).
 SentencePiece is lossless (whitespace is a piece), so detokenized output is exactly
 the text the model produced: "quarante-deux" stays "quarante-deux".
 
@@ -28,7 +29,6 @@ EOS_ID = 3
 def train_sentencepiece(
     texts: Iterable[str],
     vocab_size: int,
-    model_type: str = "unigram",
     max_sentences: int = 2_000_000,
 ) -> bytes:
     """Train a SentencePiece model on `texts` and return its serialized proto.
@@ -45,7 +45,7 @@ def train_sentencepiece(
         sentence_iterator=iter(texts),
         model_writer=writer,
         vocab_size=vocab_size,
-        model_type=model_type,
+        model_type="unigram",  # what FastSentencepieceTokenizer runs
         pad_id=PAD_ID,
         unk_id=UNK_ID,
         bos_id=BOS_ID,
@@ -59,11 +59,36 @@ def train_sentencepiece(
     return writer.getvalue()
 
 
-def make_tokenizer(proto: bytes, name: str) -> tf_text.SentencepieceTokenizer:
-    """A tf-text tokenizer (a trackable TF resource) over a serialized SentencePiece model.
+class SubwordTokenizer(tf.Module):
+    """A SentencePiece model as resource-free TF ops (tf-text FastSentencepieceTokenizer).
 
-    `name` must differ between tokenizers of one model: the SentencepieceOp kernel
-    shares its model by node name, so two unnamed tokenizers in one SavedModel
-    would both load whichever model is created first.
+    Why the "fast" op and not tf-text's `SentencepieceTokenizer`: the latter keeps its
+    model in a kernel-owned resource, which (a) dies when eager kernel caches are
+    cleared (any `tf.random.set_seed`, e.g. `keras.utils.set_random_seed`) and (b)
+    is shared by node name, so two tokenizers in one SavedModel can load the same
+    model. The fast op takes the converted model as a constant tensor instead. Its
+    ids equal the `sentencepiece` library's for unigram models; both op libraries
+    are linked into stock TF Serving (tf-text `ops_lib`).
     """
-    return tf_text.SentencepieceTokenizer(model=proto, out_type=tf.int32, name=name)
+
+    def __init__(self, proto: bytes, name: str) -> None:
+        super().__init__(name=name)
+        processor = spm.SentencePieceProcessor(model_proto=proto)
+        self.proto = proto
+        self.vocab_size = processor.get_piece_size()
+        self._pieces = tf.constant([processor.id_to_piece(i) for i in range(self.vocab_size)])
+        self._tokenizer = tf_text.FastSentencepieceTokenizer(proto)
+
+    def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        return tf.cast(self._tokenizer.tokenize(texts), tf.int32)
+
+    def detokenize(self, ids: tf.RaggedTensor) -> tf.Tensor:
+        return self._tokenizer.detokenize(ids)
+
+    def id_to_string(self, ids: tf.Tensor) -> tf.Tensor:
+        return tf.gather(self._pieces, ids)
+
+
+def make_tokenizer(proto: bytes, name: str) -> SubwordTokenizer:
+    """The in-graph tokenizer for a serialized SentencePiece (unigram) model."""
+    return SubwordTokenizer(proto, name)

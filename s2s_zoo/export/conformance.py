@@ -32,9 +32,8 @@ assert not any(m.startswith("s2s_zoo") for m in sys.modules), "must not import s
 
 def to_json(value):
     value = np.asarray(value)
-    if value.dtype.kind in "OS":
-        return np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(value).tolist() \
-            if value.size else value.tolist()
+    if value.dtype.kind in "OS" and value.size:
+        value = np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(value)
     return value.tolist()
 
 tf.compat.v1.disable_eager_execution()
@@ -135,16 +134,14 @@ def _in_process(inference, call: Mapping[str, Any]) -> dict[str, Any]:
         if k in inputs
     ]
     out = fn(texts, *extra)
-    return {
-        k: (
-            np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(
-                v.numpy()
-            ).tolist()
-            if v.dtype == tf.string and v.shape.num_elements()
-            else v.numpy().tolist()
-        )
-        for k, v in out.items()
-    }
+    return {k: _to_json(v.numpy()) for k, v in out.items()}
+
+
+def _to_json(value: np.ndarray) -> list:
+    """The same conversion the child process applies (bytes -> str), for comparison."""
+    if value.dtype.kind in "OS" and value.size:
+        value = np.vectorize(lambda b: b.decode("utf-8", "replace"), otypes=[object])(value)
+    return value.tolist()
 
 
 def check_serving(
@@ -166,7 +163,7 @@ def check_serving(
         report.mismatches.append(
             f"missing signatures: {sorted(expected_sigs - set(served['signatures']))}"
         )
-    for call, got in zip(calls, served["results"]):
+    for call, got in zip(calls, served["results"], strict=True):
         name = call["signature"]
         for key, value in got.items():
             if len(value) != len(texts):

@@ -12,7 +12,7 @@ import keras
 ATTENTION_KINDS = ("none", "bahdanau", "luong_dot", "luong_general")
 
 
-class MemoryAttention:
+class MemoryAttention(keras.layers.Layer):
     """One attention mechanism whose layers are shared by the training and step graphs.
 
     - bahdanau: score = v^T tanh(W_q q + W_k k)  (Keras AdditiveAttention with a
@@ -22,6 +22,8 @@ class MemoryAttention:
     """
 
     def __init__(self, kind: str, units: int, query_dim: int, memory_dim: int, name: str) -> None:
+        super().__init__(name=name)
+        self.supports_masking = True  # the query's mask carries over to the context
         if kind not in ATTENTION_KINDS or kind == "none":
             raise ValueError(f"attention kind must be one of {ATTENTION_KINDS[1:]}, got {kind!r}")
         if kind == "luong_dot" and query_dim != memory_dim:
@@ -47,7 +49,7 @@ class MemoryAttention:
         """Project the encoder memory once; the result is reused at every step."""
         return memory if self.key_projection is None else self.key_projection(memory)
 
-    def __call__(self, query, memory, keys, query_mask, memory_mask):
+    def call(self, query, memory, keys, query_mask, memory_mask):
         """[B, Tq, Dq] queries -> ([B, Tq, Dm] context, [B, Tq, Tm] weights)."""
         q = query if self.query_projection is None else self.query_projection(query)
         context, weights = self.score(

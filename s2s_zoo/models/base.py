@@ -31,7 +31,10 @@ class Seq2SeqModel:
         self.config = config
         self.training_model: keras.Model
 
-    def encode(self, source_ids: tf.Tensor) -> tuple[TensorDict, TensorDict]:
+    def encode(
+        self, source_ids: tf.Tensor, max_length: tf.Tensor | int | None = None
+    ) -> tuple[TensorDict, TensorDict]:
+        """`max_length` bounds the decoding steps (sizes fixed caches, e.g. Transformer's)."""
         raise NotImplementedError
 
     def step(

@@ -12,12 +12,64 @@ from typing import Any
 
 from s2s_zoo.models.base import Seq2SeqModel
 from s2s_zoo.models.rnn import RNNSeq2Seq
+from s2s_zoo.models.transformer import TransformerSeq2Seq
 
-FAMILIES: dict[str, type[Seq2SeqModel]] = {"rnn": RNNSeq2Seq}
+FAMILIES: dict[str, type[Seq2SeqModel]] = {"rnn": RNNSeq2Seq, "transformer": TransformerSeq2Seq}
 
 # name -> (family, config overrides on top of the family's defaults)
 CATALOG: dict[str, tuple[str, dict[str, Any]]] = {
+    # Sutskever et al. 2014: stacked LSTMs, no attention, source read backwards.
+    "rnn_plain": (
+        "rnn",
+        {
+            "cell": "lstm",
+            "attention": "none",
+            "bidirectional": False,
+            "encoder_layers": 2,
+            "decoder_layers": 2,
+            "reverse_source": True,
+        },
+    ),
+    "simple_rnn_bahdanau": ("rnn", {"cell": "simple_rnn", "attention": "bahdanau"}),
     "gru_bahdanau": ("rnn", {"cell": "gru", "attention": "bahdanau", "bidirectional": True}),
+    # Luong et al. 2015: general (bilinear) score with input feeding.
+    "lstm_luong": ("rnn", {"cell": "lstm", "attention": "luong_general", "input_feeding": True}),
+    "lstm_luong_dot": ("rnn", {"cell": "lstm", "attention": "luong_dot"}),
+    # deeper stack with residual connections between layers (GNMT-style)
+    "lstm_residual": (
+        "rnn",
+        {
+            "cell": "lstm",
+            "attention": "bahdanau",
+            "encoder_layers": 3,
+            "decoder_layers": 2,
+            "residual": True,
+            "dropout": 0.1,
+            "encoder_units": 128,
+            "decoder_units": 256,
+        },
+    ),
+    "transformer_tiny": (
+        "transformer",
+        {
+            "hidden_dim": 128,
+            "intermediate_dim": 512,
+            "num_heads": 4,
+            "encoder_layers": 2,
+            "decoder_layers": 2,
+        },
+    ),
+    "transformer_base": (
+        "transformer",
+        {
+            "hidden_dim": 512,
+            "intermediate_dim": 2048,
+            "num_heads": 8,
+            "encoder_layers": 6,
+            "decoder_layers": 6,
+            "positions": "sinusoidal",
+        },
+    ),
 }
 
 

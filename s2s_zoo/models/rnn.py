@@ -14,6 +14,7 @@ import tensorflow as tf
 from keras import layers
 
 from s2s_zoo.layers.attention import ATTENTION_KINDS, MemoryAttention
+from s2s_zoo.layers.recurrent import InputFeedingDecoder, ReverseSource
 from s2s_zoo.models.base import Seq2SeqModel, TensorDict
 
 CELLS = {"gru": layers.GRU, "lstm": layers.LSTM, "simple_rnn": layers.SimpleRNN}
@@ -27,7 +28,7 @@ class RNNConfig:
     target_vocab_size: int
     cell: str = "gru"
     embedding_dim: int = 128
-    encoder_units: int = 256
+    encoder_units: int = 128  # per direction: a bidirectional memory is 256 wide
     decoder_units: int = 256
     encoder_layers: int = 1
     decoder_layers: int = 1
@@ -36,6 +37,8 @@ class RNNConfig:
     attention_units: int = 128
     dropout: float = 0.0
     residual: bool = False
+    input_feeding: bool = False  # Luong: feed the last attentional vector into the next step
+    reverse_source: bool = False  # Sutskever: read the source backwards
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
@@ -44,6 +47,8 @@ class RNNConfig:
             raise ValueError(f"attention must be one of {ATTENTION_KINDS}, got {self.attention!r}")
         if min(self.encoder_layers, self.decoder_layers) < 1:
             raise ValueError("encoder_layers and decoder_layers must be at least 1")
+        if self.input_feeding and self.attention == "none":
+            raise ValueError("input_feeding needs an attention mechanism")
 
     @property
     def states_per_layer(self) -> int:
@@ -77,12 +82,7 @@ class RNNSeq2Seq(Seq2SeqModel):
             if c.bidirectional:
                 rnn = layers.Bidirectional(rnn, name=f"encoder_bi_{i}")
             self.encoder_rnns.append(rnn)
-        self.decoder_rnns = [
-            CELLS[c.cell](
-                c.decoder_units, return_sequences=True, return_state=True, name=f"decoder_{i}"
-            )
-            for i in range(c.decoder_layers)
-        ]
+        self.reverse_source = ReverseSource(name="reverse_source") if c.reverse_source else None
         # The bridge maps the top encoder layer's final states to every decoder layer's
         # initial states; it absorbs bidirectional concatenation, width and depth mismatch.
         self.bridges = [
@@ -100,9 +100,30 @@ class RNNSeq2Seq(Seq2SeqModel):
             self.attention = MemoryAttention(
                 c.attention, c.attention_units, c.decoder_units, c.memory_dim, name="attention"
             )
-            self.attention_projection = layers.Dense(
-                c.decoder_units, activation="tanh", name="attention_projection"
+        if c.input_feeding:
+            self.feeding_decoder = InputFeedingDecoder(
+                c.cell,
+                c.decoder_units,
+                c.decoder_layers,
+                c.dropout,
+                c.residual,
+                self.attention,
+                name="decoder",
             )
+        else:
+            self.decoder_rnns = [
+                CELLS[c.cell](
+                    c.decoder_units,
+                    return_sequences=True,
+                    return_state=True,
+                    name=f"decoder_{i}",
+                )
+                for i in range(c.decoder_layers)
+            ]
+            if self.attention is not None:
+                self.attention_projection = layers.Dense(
+                    c.decoder_units, activation="tanh", name="attention_projection"
+                )
         self.output_projection = layers.Dense(
             c.target_vocab_size, dtype="float32", name="output_projection"
         )
@@ -119,13 +140,15 @@ class RNNSeq2Seq(Seq2SeqModel):
             seq, states = out[0], list(out[1:])
             seq = self.dropout(seq)
             if self.config.residual and i > 0 and seq.shape[-1] == x.shape[-1]:
-                seq = seq + x
+                seq = layers.Add()([seq, x])  # a Keras layer, so the padding mask carries on
             x = seq
             final_states.append(states)
         return x, final_states
 
     def _encode_graph(self, source_ids):
         source_mask = keras.ops.not_equal(source_ids, 0)
+        if self.reverse_source is not None:  # padding stays at the end, so the mask holds
+            source_ids = self.reverse_source(source_ids)
         x = self.dropout(self.source_embedding(source_ids))
         memory, states = self._stack(x, self.encoder_rnns)
         top = states[-1]
@@ -135,6 +158,11 @@ class RNNSeq2Seq(Seq2SeqModel):
         initial = [[bridge(top[k]) for k, bridge in enumerate(row)] for row in self.bridges]
         keys = self.attention.keys(memory) if self.attention else memory
         return memory, keys, source_mask, initial
+
+    def _run_feeding_decoder(self, target_ids, states, memory, keys, source_mask):
+        flat = [s for row in states for s in row]
+        y = self.dropout(self.target_embedding(target_ids))
+        return self.output_projection(self.feeding_decoder(y, memory, keys, source_mask, flat))
 
     def _run_decoder(self, target_ids, states, memory, keys, source_mask):
         target_mask = keras.ops.not_equal(target_ids, 0)
@@ -152,7 +180,10 @@ class RNNSeq2Seq(Seq2SeqModel):
         source_ids = keras.Input((None,), dtype="int32", name="source_ids")
         target_ids = keras.Input((None,), dtype="int32", name="target_ids")
         memory, keys, source_mask, initial = self._encode_graph(source_ids)
-        logits, _, _ = self._run_decoder(target_ids, initial, memory, keys, source_mask)
+        if c.input_feeding:
+            logits = self._run_feeding_decoder(target_ids, initial, memory, keys, source_mask)
+        else:
+            logits, _, _ = self._run_decoder(target_ids, initial, memory, keys, source_mask)
         self.training_model = keras.Model([source_ids, target_ids], logits, name="rnn_seq2seq")
 
         flat_initial = [s for row in initial for s in row]
@@ -160,6 +191,9 @@ class RNNSeq2Seq(Seq2SeqModel):
             source_ids, [memory, keys, source_mask, *flat_initial], name="rnn_encoder"
         )
 
+        self._num_states = len(flat_initial)
+        if c.input_feeding:
+            return  # its step is InputFeedingDecoder.step, called directly
         token = keras.Input((1,), dtype="int32", name="token_ids")
         memory_in = keras.Input((None, c.memory_dim), name="memory")
         keys_in = keras.Input((None, keys.shape[-1]), name="keys")
@@ -178,11 +212,12 @@ class RNNSeq2Seq(Seq2SeqModel):
         self.step_model = keras.Model(
             [token, memory_in, keys_in, mask_in, *state_in], outputs, name="rnn_step"
         )
-        self._num_states = len(flat_initial)
 
     # -- the decoding interface ----------------------------------------------------------
 
-    def encode(self, source_ids: tf.Tensor) -> tuple[TensorDict, TensorDict]:
+    def encode(
+        self, source_ids: tf.Tensor, max_length: tf.Tensor | int | None = None
+    ) -> tuple[TensorDict, TensorDict]:
         outputs = self.encoder_model(source_ids, training=False)
         # tf.identity drops the Keras mask eager tensors carry; the step graph takes the
         # source mask as an explicit input instead.
@@ -190,12 +225,16 @@ class RNNSeq2Seq(Seq2SeqModel):
         state = {f"state_{i}": s for i, s in enumerate(states)}
         if self.attention is not None:  # attention weights of the last step, for inspection
             state["attention"] = tf.zeros_like(mask, dtype=tf.float32)
+        if self.config.input_feeding:
+            state["feed"] = tf.zeros([tf.shape(mask)[0], self.config.decoder_units], memory.dtype)
         return {"memory": memory, "keys": keys, "mask": mask}, state
 
     def step(
         self, token_ids: tf.Tensor, state: TensorDict, memory: TensorDict
     ) -> tuple[tf.Tensor, TensorDict]:
         states = [state[f"state_{i}"] for i in range(self._num_states)]
+        if self.config.input_feeding:
+            return self._feeding_step(token_ids, states, state["feed"], memory)
         out = self.step_model(
             [token_ids[:, None], memory["memory"], memory["keys"], memory["mask"], *states],
             training=False,
@@ -204,3 +243,19 @@ class RNNSeq2Seq(Seq2SeqModel):
         if self.attention is not None:
             new_state["attention"] = out[-1]
         return out[0], new_state
+
+    def _feeding_step(self, token_ids, states, feed, memory):
+        embedded = self.target_embedding(token_ids)
+        attentional, new_states, weights = self.feeding_decoder.step(
+            embedded,
+            feed,
+            states,
+            memory["memory"],
+            memory["keys"],
+            memory["mask"],
+            training=False,
+        )
+        new_state = {f"state_{i}": s for i, s in enumerate(new_states)}
+        new_state["attention"] = weights
+        new_state["feed"] = attentional
+        return self.output_projection(attentional), new_state

@@ -22,13 +22,19 @@ from s2s_zoo.bundle import load_bundle, save_bundle
 from s2s_zoo.data.numbers import make_number_splits
 from s2s_zoo.data.pipeline import make_dataset
 from s2s_zoo.data.preprocessor import TextPreprocessor
-from s2s_zoo.data.readers import read_pairs
+from s2s_zoo.data.readers import DataFormatError, read_pairs
 from s2s_zoo.data.tokenizer import train_sentencepiece
 from s2s_zoo.export.conformance import check_serving
 from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
 from s2s_zoo.models.registry import build_from_catalog
-from s2s_zoo.training.fit import TrainConfig, compile_model, fit, set_precision
+from s2s_zoo.training.fit import (
+    TrainConfig,
+    compile_model,
+    distribution_strategy,
+    fit,
+    set_precision,
+)
 
 Pairs = list[tuple[str, str]]
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -68,17 +74,27 @@ def argument_parser(recipe: TextRecipe, description: str) -> argparse.ArgumentPa
     p.add_argument("--label-smoothing", type=float, default=t.label_smoothing)
     p.add_argument("--max-minutes", type=float, default=t.max_minutes, help="time budget")
     p.add_argument("--vocab-size", type=int, default=recipe.vocab_size)
-    p.add_argument("--train-size", type=int, default=recipe.default_train_size,
-                   help="pairs of the embedded number task (ignored with --train)")
+    p.add_argument(
+        "--train-size",
+        type=int,
+        default=recipe.default_train_size,
+        help="pairs of the embedded number task (ignored with --train)",
+    )
     p.add_argument("--beam-size", type=int, default=recipe.decoding.beam_size)
     p.add_argument("--length-penalty", type=float, default=recipe.decoding.length_penalty)
     p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (GPU)")
     p.add_argument("--xla", action="store_true", help="jit_compile the training step")
     p.add_argument("--seed", type=int, default=t.seed)
-    p.add_argument("--no-serving-check", action="store_true",
-                   help="skip the Session-path check of the export (not recommended)")
-    p.add_argument("--model-config", default="{}",
-                   help='JSON overrides of the model config, e.g. \'{"decoder_units": 128}\'')
+    p.add_argument(
+        "--no-serving-check",
+        action="store_true",
+        help="skip the Session-path check of the export (not recommended)",
+    )
+    p.add_argument(
+        "--model-config",
+        default="{}",
+        help="JSON overrides of the model config, e.g. '{\"decoder_units\": 128}'",
+    )
     return p
 
 
@@ -91,16 +107,21 @@ def load_splits(args: argparse.Namespace) -> dict[str, Pairs]:
         for split in ("train", "valid", "test"):
             path = getattr(args, split)
             if path:
-                report = read_pairs(path, file_format=args.format,
-                                    source_field=args.source_field,
-                                    target_field=args.target_field)
+                report = read_pairs(
+                    path,
+                    file_format=args.format,
+                    source_field=args.source_field,
+                    target_field=args.target_field,
+                )
                 print(report.summary())
                 splits[split] = report.pairs
         return splits
     if args.valid or args.test:
         raise SystemExit("--valid/--test need --train (the default task makes its own splits)")
-    print(f"No --train given: using the embedded task, English -> French number words "
-          f"(num2words), {args.train_size} training pairs, held-out numbers for test.")
+    print(
+        f"No --train given: using the embedded task, English -> French number words "
+        f"(num2words), {args.train_size} training pairs, held-out numbers for test."
+    )
     return make_number_splits(args.train_size, 500, 1000, seed=args.seed)
 
 
@@ -115,6 +136,8 @@ def build_inference(recipe: TextRecipe, args: argparse.Namespace, train: Pairs):
         max_length_cap=recipe.decoding.max_length_cap,
     )
     if args.init_from:
+        if json.loads(args.model_config):
+            raise SystemExit("--model-config cannot change a model loaded with --init-from")
         inference = load_bundle(args.init_from)
         print(f"Fine-tuning from {args.init_from}: its vocabulary and architecture are kept.")
         inference.decoding = decoding
@@ -175,28 +198,44 @@ def run(recipe: TextRecipe, argv: Sequence[str] | None = None, description: str 
     keras.utils.set_random_seed(args.seed)
     set_precision(args.mixed_precision)
     splits = load_splits(args)
-    inference = build_inference(recipe, args, splits["train"])
-    model = inference.model
-    print(f"Model {recipe.model}: {model.count_params():,} parameters; vocab "
-          f"{inference.preprocessor.source_vocab_size} -> "
-          f"{inference.preprocessor.target_vocab_size}")
-
     train_config = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        label_smoothing=args.label_smoothing, patience=recipe.train.patience,
-        max_minutes=args.max_minutes, jit_compile=args.xla, seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        label_smoothing=args.label_smoothing,
+        patience=recipe.train.patience,
+        max_minutes=args.max_minutes,
+        jit_compile=args.xla,
+        seed=args.seed,
     )
-    compile_model(model.training_model, train_config)
-    train_ds = make_dataset(splits["train"], inference.preprocessor, args.batch_size, seed=args.seed)
+    with distribution_strategy().scope():  # several GPUs: MirroredStrategy; else a no-op
+        inference = build_inference(recipe, args, splits["train"])
+        compile_model(inference.model.training_model, train_config)
+    model = inference.model
+    print(
+        f"Model {recipe.model}: {model.count_params():,} parameters; vocab "
+        f"{inference.preprocessor.source_vocab_size} -> "
+        f"{inference.preprocessor.target_vocab_size}"
+    )
+
+    train_ds = make_dataset(
+        splits["train"], inference.preprocessor, args.batch_size, seed=args.seed
+    )
     valid_ds = make_dataset(splits["valid"], inference.preprocessor, args.batch_size, shuffle=False)
     history = fit(model.training_model, train_ds, valid_ds, train_config)
 
-    checkpoint_dir = Path(args.checkpoint_dir or REPO_ROOT / "checkpoints" / args.name)
-    save_bundle(inference, checkpoint_dir)
     export_path = export_saved_model(inference, Path(args.export_dir) / args.name)
+    # one checkpoint per export version, so fine-tuning never overwrites its starting point
+    checkpoint_dir = Path(
+        args.checkpoint_dir or REPO_ROOT / "checkpoints" / args.name / export_path.name
+    )
+    save_bundle(inference, checkpoint_dir)
     print(f"Checkpoint: {checkpoint_dir}\nExported SavedModel: {export_path}")
-    result: dict[str, Any] = {"export_path": export_path, "checkpoint_dir": checkpoint_dir,
-                              "history": history.history}
+    result: dict[str, Any] = {
+        "export_path": export_path,
+        "checkpoint_dir": checkpoint_dir,
+        "history": history.history,
+    }
     if not args.no_serving_check:
         sample = [s for s, _ in splits["valid"][:3]] + ["", "  "]
         report = check_serving(export_path, inference, texts=sample)
@@ -206,3 +245,11 @@ def run(recipe: TextRecipe, argv: Sequence[str] | None = None, description: str 
     eval_pairs = splits.get("test") or splits["valid"]
     result["metrics"] = evaluate_export(export_path, eval_pairs)
     return result
+
+
+def main(recipe: TextRecipe, description: str = "") -> None:
+    """Entry point for recipe scripts: data errors end the run with `file:line: reason`."""
+    try:
+        run(recipe, description=description)
+    except DataFormatError as error:
+        raise SystemExit(f"error: {error}") from None

@@ -1,0 +1,524 @@
+"""Greedy and beam search against brute force, against each other, and across batches."""
+
+from __future__ import annotations
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from s2s_zoo.decoding import beam_search, gnmt_length_penalty, greedy_search, max_output_lengths
+from s2s_zoo.models.rnn import RNNConfig, RNNSeq2Seq
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+TARGET_VOCAB = 6  # 0 pad, 1 unk, 2 bos, 3 eos, 4, 5: the search may emit 1, 3, 4, 5
+NON_EOS = (1, 4, 5)
+MAX_LEN = 4
+SOURCES = [[4, 5, 6, 3], [7, 3, 0, 0], [8, 8, 5, 3]]  # the middle one is padded
+
+
+def make_model(seed: int, scale: float = 6.0, eos_shift: float = -2.5) -> RNNSeq2Seq:
+    """A tiny random GRU+Bahdanau model with a sharpened output layer.
+
+    Random weights give near-uniform next-token distributions; scaling the output
+    kernel makes the search choices matter and lowering the EOS bias keeps long
+    hypotheses competitive with short ones.
+    """
+    keras.utils.set_random_seed(seed)
+    model = RNNSeq2Seq(
+        RNNConfig(
+            source_vocab_size=10,
+            target_vocab_size=TARGET_VOCAB,
+            embedding_dim=8,
+            encoder_units=16,
+            decoder_units=16,
+            attention_units=16,
+        )
+    )
+    projection = model.output_projection
+    projection.kernel.assign(projection.kernel * scale)
+    bias = projection.bias.numpy()
+    bias[EOS] += eos_shift
+    projection.bias.assign(bias)
+    return model
+
+
+@pytest.fixture(scope="module")
+def model() -> RNNSeq2Seq:
+    return make_model(0)
+
+
+def encode(model, sources):
+    memory, state = model.encode(tf.constant(sources, tf.int32))
+    return state, memory
+
+
+def run_beam(model, sources, max_lengths, **kwargs) -> dict:
+    state, memory = encode(model, sources)
+    result = beam_search(
+        model.step, state, memory, tf.constant(max_lengths, tf.int32), BOS, EOS, **kwargs
+    )
+    return {name: value.numpy() for name, value in result._asdict().items()}
+
+
+def run_greedy(model, sources, max_lengths) -> dict:
+    state, memory = encode(model, sources)
+    result = greedy_search(model.step, state, memory, tf.constant(max_lengths, tf.int32), BOS, EOS)
+    return {name: value.numpy() for name, value in result._asdict().items()}
+
+
+def hypotheses(ids: np.ndarray, lengths: np.ndarray) -> list:
+    """[..., T] ids and [...] lengths -> nested lists of token tuples (EOS kept)."""
+    if ids.ndim == 1:
+        return tuple(int(i) for i in ids[:lengths])
+    return [hypotheses(i, n) for i, n in zip(ids, lengths, strict=True)]
+
+
+def all_sequences(max_len: int) -> list[tuple[int, ...]]:
+    """Every output the search can produce under `max_len`.
+
+    Non-EOS tokens then EOS (at most max_len tokens in all), or max_len non-EOS
+    tokens (stopped by the length limit).
+    """
+    seqs = [
+        (*prefix, EOS) for n in range(max_len) for prefix in itertools.product(NON_EOS, repeat=n)
+    ]
+    return seqs + list(itertools.product(NON_EOS, repeat=max_len))
+
+
+def sequence_log_probs(model, sources, seqs) -> np.ndarray:
+    """[B, S]: sum of log_softmax(step logits) of each sequence given each source.
+
+    Teacher-forces every sequence through `model.step` from BOS, in one batch of
+    B * S rows; positions past a sequence's end are fed a filler token and ignored.
+    """
+    num_seqs, width = len(seqs), max(len(s) for s in seqs)
+    targets = np.full([num_seqs, width], UNK, np.int32)
+    mask = np.zeros([num_seqs, width], np.float64)
+    for i, seq in enumerate(seqs):
+        targets[i, : len(seq)] = seq
+        mask[i, : len(seq)] = 1.0
+    inputs = np.concatenate([np.full([num_seqs, 1], BOS, np.int32), targets[:, :-1]], axis=1)
+    num_sources = len(sources)
+    inputs, targets, mask = (np.tile(x, [num_sources, 1]) for x in (inputs, targets, mask))
+    state, memory = encode(model, sources)
+    state, memory = (
+        tf.nest.map_structure(lambda x: tf.repeat(x, num_seqs, axis=0), tree)
+        for tree in (state, memory)
+    )
+    rows = np.arange(num_sources * num_seqs)
+    total = np.zeros(num_sources * num_seqs, np.float64)
+    for t in range(width):
+        logits, state = model.step(tf.constant(inputs[:, t]), state, memory)
+        log_probs = tf.nn.log_softmax(logits).numpy().astype(np.float64)
+        total += log_probs[rows, targets[:, t]] * mask[:, t]
+    return total.reshape(num_sources, num_seqs)
+
+
+def penalty(length: int, alpha: float) -> float:
+    return ((5.0 + length) / 6.0) ** alpha
+
+
+# -- exactness ---------------------------------------------------------------------------
+
+
+def test_wide_beam_is_exhaustive_nbest(model):
+    seqs = all_sequences(MAX_LEN)
+    assert len(seqs) == (1 + 3 + 9 + 27) + 81
+    exhaustive = sequence_log_probs(model, SOURCES, seqs)
+    result = run_beam(
+        model,
+        SOURCES,
+        [MAX_LEN] * len(SOURCES),
+        beam_size=64,
+        num_hypotheses=5,
+        length_penalty=0.0,
+    )
+    assert result["ids"].shape[:2] == (len(SOURCES), 5)
+    found = hypotheses(result["ids"], result["lengths"])
+    for b in range(len(SOURCES)):
+        order = np.argsort(-exhaustive[b], kind="stable")
+        top = order[:5]
+        # No near-ties among the first six, so the expected order is well defined.
+        assert np.all(-np.diff(exhaustive[b, order[:6]]) > 1e-3)
+        expected = [seqs[i] for i in top]
+        assert any(len(s) > 2 for s in expected), expected  # the test is about long ones too
+        assert len({len(s) for s in expected}) > 1, expected
+        assert found[b] == expected
+        np.testing.assert_allclose(result["scores"][b], exhaustive[b, top], atol=1e-4)
+        np.testing.assert_allclose(result["log_probs"][b], exhaustive[b, top], atol=1e-4)
+
+
+def test_wide_beam_with_length_penalty_finds_the_best_normalised_score():
+    model = make_model(0, eos_shift=-3.0)
+    alpha = 1.0
+    seqs = all_sequences(MAX_LEN)
+    exhaustive = sequence_log_probs(model, SOURCES, seqs)
+    normalised = exhaustive / np.array([penalty(len(s), alpha) for s in seqs])
+    result = run_beam(
+        model,
+        SOURCES,
+        [MAX_LEN] * len(SOURCES),
+        beam_size=64,
+        num_hypotheses=3,
+        length_penalty=alpha,
+    )
+    found = hypotheses(result["ids"], result["lengths"])
+    for b in range(len(SOURCES)):
+        order = np.argsort(-normalised[b], kind="stable")
+        assert normalised[b, order[0]] - normalised[b, order[1]] > 1e-3
+        best = int(order[0])
+        assert found[b][0] == seqs[best]
+        np.testing.assert_allclose(result["scores"][b, 0], normalised[b, best], atol=1e-4)
+        np.testing.assert_allclose(result["log_probs"][b, 0], exhaustive[b, best], atol=1e-4)
+    # The penalty changes the winner here: without it the best output is shorter.
+    unnormalised_best = [seqs[int(np.argmax(exhaustive[b]))] for b in range(len(SOURCES))]
+    assert all(len(found[b][0]) > len(unnormalised_best[b]) for b in range(len(SOURCES))), (
+        unnormalised_best
+    )
+
+
+def test_greedy_matches_stepwise_argmax(model):
+    max_lengths = [4, 2, 6]
+    result = run_greedy(model, SOURCES, max_lengths)
+    state, memory = encode(model, SOURCES)
+    for b, limit in enumerate(max_lengths):
+        item_state = tf.nest.map_structure(lambda x, b=b: x[b : b + 1], state)
+        item_memory = tf.nest.map_structure(lambda x, b=b: x[b : b + 1], memory)
+        token, expected, total = BOS, [], 0.0
+        while len(expected) < limit and (not expected or expected[-1] != EOS):
+            logits, item_state = model.step(tf.constant([token]), item_state, item_memory)
+            log_probs = tf.nn.log_softmax(logits)[0].numpy()
+            log_probs[[PAD, BOS]] = -np.inf
+            token = int(np.argmax(log_probs))
+            expected.append(token)
+            total += float(log_probs[token])
+        assert hypotheses(result["ids"][b], result["lengths"][b]) == tuple(expected)
+        np.testing.assert_allclose(result["scores"][b], total, atol=1e-5)
+        np.testing.assert_allclose(result["log_probs"][b], total, atol=1e-5)
+
+
+# -- beam 1 is greedy --------------------------------------------------------------------
+
+BATCH = [[4, 5, 6, 7, 3], [7, 3, 0, 0, 0], [8, 8, 5, 3, 0], [9, 3, 0, 0, 0]]
+BATCH_LIMITS = [6, 3, 5, 1]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_beam_size_one_is_greedy(seed):
+    model = make_model(seed, eos_shift=-1.0)
+    greedy = run_greedy(model, BATCH, BATCH_LIMITS)
+    beam = run_beam(model, BATCH, BATCH_LIMITS, beam_size=1, num_hypotheses=1, length_penalty=0.0)
+    assert beam["ids"].shape[1] == 1
+    np.testing.assert_array_equal(beam["ids"][:, 0], greedy["ids"])
+    np.testing.assert_array_equal(beam["lengths"][:, 0], greedy["lengths"])
+    np.testing.assert_array_equal(beam["content_lengths"][:, 0], greedy["content_lengths"])
+    np.testing.assert_allclose(beam["scores"][:, 0], greedy["scores"], atol=1e-5)
+    np.testing.assert_allclose(beam["log_probs"][:, 0], greedy["log_probs"], atol=1e-5)
+
+    penalised = run_beam(
+        model, BATCH, BATCH_LIMITS, beam_size=1, num_hypotheses=1, length_penalty=0.6
+    )
+    np.testing.assert_array_equal(penalised["ids"][:, 0], greedy["ids"])
+    np.testing.assert_array_equal(penalised["lengths"][:, 0], greedy["lengths"])
+    np.testing.assert_allclose(penalised["log_probs"][:, 0], greedy["log_probs"], atol=1e-5)
+    expected_scores = greedy["log_probs"] / penalty(greedy["lengths"], 0.6)
+    np.testing.assert_allclose(penalised["scores"][:, 0], expected_scores, atol=1e-5)
+
+
+def test_beam_search_can_beat_greedy(model):
+    """A meaningful beam: on some item the wide beam finds a better sequence than greedy."""
+    limits = [MAX_LEN] * len(SOURCES)
+    greedy = run_greedy(model, SOURCES, limits)
+    beam = run_beam(model, SOURCES, limits, beam_size=8, num_hypotheses=1, length_penalty=0.0)
+    assert np.all(beam["scores"][:, 0] >= greedy["scores"] - 1e-5)
+    assert np.any(beam["scores"][:, 0] > greedy["scores"] + 1e-3)
+
+
+def reference_beam(step_fn, state, memory, limit, beam_size, num_hypotheses, alpha):
+    """Textbook beam search for one item, one hypothesis at a time, as the search documents it.
+
+    Hypotheses are ranked by log_prob / gnmt_penalty(length); finished ones stay in
+    the beam unchanged; the search stops once the `num_hypotheses` best are finished
+    or the length limit is reached. Returns [(tokens, log_prob)], best first.
+    """
+    beams = [((), 0.0, False, state)]  # (tokens, log prob, finished, decoder state)
+    for _ in range(limit):
+        candidates = []
+        for tokens, log_prob, finished, beam_state in beams:
+            if finished:
+                candidates.append((tokens, log_prob, True, beam_state))
+                continue
+            last = tokens[-1] if tokens else BOS
+            logits, new_state = step_fn(tf.constant([last]), beam_state, memory)
+            log_probs = tf.nn.log_softmax(logits)[0].numpy().astype(np.float64)
+            for token in range(len(log_probs)):
+                if token in (PAD, BOS):
+                    continue
+                new = (*tokens, token)
+                done = token == EOS or len(new) == limit
+                candidates.append((new, log_prob + log_probs[token], done, new_state))
+        candidates.sort(key=lambda c: -c[1] / penalty(len(c[0]), alpha))
+        beams = candidates[:beam_size]
+        if all(finished for _, _, finished, _ in beams[:num_hypotheses]):
+            break
+    beams.sort(key=lambda c: -c[1] / penalty(len(c[0]), alpha))
+    return [(tokens, log_prob) for tokens, log_prob, _, _ in beams[:num_hypotheses]]
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_narrow_beam_matches_a_reference_beam_search(alpha):
+    """A beam narrower than the search space prunes exactly like textbook beam search."""
+    model = make_model(6, eos_shift=-1.5)
+    limits = [5, 3, 4]
+    result = run_beam(model, SOURCES, limits, beam_size=3, num_hypotheses=2, length_penalty=alpha)
+    found = hypotheses(result["ids"], result["lengths"])
+    for b, (source, limit) in enumerate(zip(SOURCES, limits, strict=True)):
+        state, memory = encode(model, [source])
+        expected = reference_beam(model.step, state, memory, limit, 3, 2, alpha)
+        assert found[b] == [tokens for tokens, _ in expected]
+        np.testing.assert_allclose(
+            result["log_probs"][b], [log_prob for _, log_prob in expected], atol=1e-4
+        )
+
+
+def table_step(token_ids, state, memory):
+    """A synthetic decoder: row r's logits at step t are memory["tables"][r, t]."""
+    logits = tf.gather(memory["tables"], state["t"], batch_dims=1)
+    return logits, {"t": state["t"] + 1}
+
+
+def table_inputs(tables):
+    tables = tf.constant(np.log(np.stack(tables)), tf.float32)
+    return {"t": tf.zeros([tables.shape[0]], tf.int32)}, {"tables": tables}
+
+
+def test_length_penalty_ranks_finished_against_longer_hypotheses():
+    """Pruning compares a finished short hypothesis with longer ones by normalised score.
+
+    After two steps, [EOS] (log p -1.3, length 1) beats [4, 4] (-1.4) and [4, 5] (-1.45)
+    on raw log-probability but loses to both once divided by the length-2 penalty
+    (alpha 1: -1.2 and -1.24), so a beam of two drops it and [4, 4, 4] wins.
+    """
+    p = np.exp
+    tables = [
+        [
+            [1e-9, 0.03, 1e-9, p(-1.3), p(-0.7), 0.2],  # step 0
+            [1e-9, 0.01, 1e-9, 0.01, p(-0.7), p(-0.75)],  # step 1
+            [1e-9, 0.2, 1e-9, 0.1, 0.4, 0.3],  # step 2
+        ]
+    ]
+    tables = [[row / np.sum(row) for row in steps] for steps in tables]
+    state, memory = table_inputs(tables)
+    result = beam_search(
+        table_step,
+        state,
+        memory,
+        tf.constant([3]),
+        BOS,
+        EOS,
+        beam_size=2,
+        length_penalty=1.0,
+        num_hypotheses=2,
+    )
+    found = hypotheses(result.ids.numpy(), result.lengths.numpy())
+    expected = reference_beam(table_step, state, memory, 3, 2, 2, 1.0)
+    assert found[0] == [tokens for tokens, _ in expected]
+    assert found[0][0] == (4, 4, 4)
+    assert (EOS,) not in found[0]
+    np.testing.assert_allclose(result.log_probs.numpy()[0], [lp for _, lp in expected], atol=1e-5)
+
+
+# -- batch independence ------------------------------------------------------------------
+
+
+def test_each_item_decodes_the_same_alone_and_in_a_batch():
+    model = make_model(4, eos_shift=-1.0)
+    items = [[5, 6, 3], [7, 3]]
+    limits = [4, 2]
+    batch = [
+        [4, 4, 5, 6, 7, 8, 9, 3],
+        [5, 6, 3, 0, 0, 0, 0, 0],
+        [9, 8, 7, 6, 5, 3, 0, 0],
+        [7, 3, 0, 0, 0, 0, 0, 0],
+    ]
+    batch_limits = [7, 4, 6, 2]
+    positions = [1, 3]  # where the items sit in the batch
+
+    greedy_batch = run_greedy(model, batch, batch_limits)
+    beam_kwargs = {"beam_size": 3, "num_hypotheses": 3, "length_penalty": 0.6}
+    beam_batch = run_beam(model, batch, batch_limits, **beam_kwargs)
+    for item, limit, pos in zip(items, limits, positions, strict=True):
+        alone = run_greedy(model, [item], [limit])
+        assert hypotheses(alone["ids"], alone["lengths"]) == [
+            hypotheses(greedy_batch["ids"][pos], greedy_batch["lengths"][pos])
+        ]
+        np.testing.assert_allclose(alone["scores"][0], greedy_batch["scores"][pos], atol=1e-5)
+
+        alone = run_beam(model, [item], [limit], **beam_kwargs)
+        assert hypotheses(alone["ids"][0], alone["lengths"][0]) == hypotheses(
+            beam_batch["ids"][pos], beam_batch["lengths"][pos]
+        )
+        np.testing.assert_allclose(alone["scores"][0], beam_batch["scores"][pos], atol=1e-5)
+        np.testing.assert_allclose(alone["log_probs"][0], beam_batch["log_probs"][pos], atol=1e-5)
+        # The neighbours run longer, so the item's columns past its own end are padding.
+        assert beam_batch["ids"].shape[-1] > alone["ids"].shape[-1] or limit == max(batch_limits)
+        assert np.all(beam_batch["ids"][pos, :, alone["ids"].shape[-1] :] == PAD)
+
+
+def test_finished_items_are_frozen_while_neighbours_continue():
+    """An item whose n best are finished cannot be changed by a longer neighbour.
+
+    Item 0 is tempted by EOS first (p=.41) while "4" (p=.30) is followed by
+    near-certain 4s: continuing its search would let [4, 4, ...] overtake under the
+    length penalty. Item 1 never wants EOS, so the batch keeps decoding for it.
+    """
+    steps = 8
+    tempting = [1e-6, 0.145, 1e-6, 0.41, 0.30, 0.145]
+    confident = [1e-6, 0.004, 1e-6, 0.002, 0.99, 0.004]
+    item = np.array([tempting] + [confident] * (steps - 1))
+    neighbour = np.tile([1e-6, 0.33, 1e-6, 1e-4, 0.33, 0.33], [steps, 1])
+    kwargs = {"beam_size": 3, "num_hypotheses": 1, "length_penalty": 1.0}
+
+    def decode(tables, limits):
+        state, memory = table_inputs(tables)
+        result = beam_search(table_step, state, memory, tf.constant(limits), BOS, EOS, **kwargs)
+        return hypotheses(result.ids.numpy(), result.lengths.numpy()), result.scores.numpy()
+
+    alone, alone_scores = decode([item], [6])
+    batched, batched_scores = decode([item, neighbour], [6, 6])
+    assert len(batched[1][0]) == 6  # the neighbour did keep the loop running
+    assert batched[0] == alone[0]
+    np.testing.assert_allclose(batched_scores[0], alone_scores[0], atol=1e-6)
+
+
+# -- per-hypothesis invariants -----------------------------------------------------------
+
+
+def check_invariants(ids, lengths, content_lengths, limits) -> tuple[int, int]:
+    """Check one search result's hypotheses; return (#ending with EOS, #stopped at limit)."""
+    ended, stopped = 0, 0
+    for index in np.ndindex(*lengths.shape):
+        limit = limits[index[0]]
+        n = int(lengths[index])
+        row = ids[index]
+        assert 1 <= n <= limit
+        assert np.all(row[n:] == PAD)
+        content = row[:n]
+        assert not np.isin(content, [PAD, BOS]).any()
+        assert not np.any(content[:-1] == EOS)  # EOS only as the last token
+        if content[-1] == EOS:
+            assert content_lengths[index] == n - 1
+            ended += 1
+        else:
+            assert content_lengths[index] == n
+            assert n == limit  # without EOS a hypothesis only stops at its limit
+            stopped += 1
+    return ended, stopped
+
+
+def test_hypotheses_respect_their_own_max_length():
+    model = make_model(5, eos_shift=-1.0)
+    limits = [1, 6, 3, 2]
+    sources = [[4, 5, 3, 0], [6, 7, 8, 3], [9, 3, 0, 0], [5, 5, 3, 0]]
+
+    greedy = run_greedy(model, sources, limits)
+    assert greedy["ids"].shape[-1] <= max(limits)
+    check_invariants(greedy["ids"], greedy["lengths"], greedy["content_lengths"], limits)
+
+    beam = run_beam(model, sources, limits, beam_size=4, num_hypotheses=3, length_penalty=0.6)
+    assert beam["ids"].shape[:2] == (len(sources), 3)
+    assert beam["ids"].shape[-1] <= max(limits)
+    ended, stopped = check_invariants(beam["ids"], beam["lengths"], beam["content_lengths"], limits)
+    assert ended > 0 and stopped > 0  # both ways of ending are exercised
+    assert np.all(np.diff(beam["scores"], axis=1) <= 0)  # n-best sorted, best first
+    np.testing.assert_allclose(
+        beam["scores"], beam["log_probs"] / penalty(beam["lengths"], 0.6), rtol=1e-5
+    )
+    # n-best lists hold distinct hypotheses.
+    for b, item in enumerate(hypotheses(beam["ids"], beam["lengths"])):
+        assert len(set(item)) == len(item), (b, item)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def test_max_output_lengths_arithmetic():
+    sources = tf.constant([0, 1, 3, 10, 100], tf.int32)
+    budget = max_output_lengths(sources, ratio=1.5, offset=2, cap=20)
+    assert budget.dtype == tf.int32
+    # ceil(1.5 * n) + 2, capped at 20
+    assert budget.numpy().tolist() == [2, 4, 7, 17, 20]
+    assert max_output_lengths(sources, 1.0, 0, 256).numpy().tolist() == [1, 1, 3, 10, 100]
+    # Never below 1, even with a negative offset.
+    assert max_output_lengths(sources, 0.5, -3, 256).numpy().tolist() == [1, 1, 1, 2, 47]
+    assert max_output_lengths(sources, 2.0, 10, 1).numpy().tolist() == [1] * 5
+
+
+def test_gnmt_length_penalty():
+    lengths = tf.constant([0, 1, 4, 10], tf.int32)
+    np.testing.assert_array_equal(gnmt_length_penalty(lengths, 0.0).numpy(), [1.0] * 4)
+    for alpha in (0.6, 1.0, 2.0):
+        expected = [((5.0 + n) / 6.0) ** alpha for n in (0, 1, 4, 10)]
+        np.testing.assert_allclose(gnmt_length_penalty(lengths, alpha).numpy(), expected, 1e-6)
+    assert gnmt_length_penalty(tf.constant(1), 0.6).numpy() == pytest.approx(1.0)
+    np.testing.assert_allclose(
+        gnmt_length_penalty(lengths, tf.constant(0.6)).numpy(),
+        [((5.0 + n) / 6.0) ** 0.6 for n in (0, 1, 4, 10)],
+        rtol=1e-6,
+    )
+
+
+# -- graph mode ----------------------------------------------------------------------------
+
+
+def test_search_in_tf_function_matches_eager(model):
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None], tf.int32),
+            tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([], tf.int32),
+        ]
+    )
+    def decode(source_ids, limits, beam_size, num_hypotheses):
+        memory, state = model.encode(source_ids)
+        greedy = greedy_search(model.step, state, memory, limits, BOS, EOS)
+        beam = beam_search(
+            model.step,
+            state,
+            memory,
+            limits,
+            BOS,
+            EOS,
+            beam_size=beam_size,
+            length_penalty=0.6,
+            num_hypotheses=num_hypotheses,
+        )
+        return greedy, beam
+
+    limits = [4, 3, 2]
+    for beam_size, num_hypotheses in ((3, 2), (1, 1)):
+        greedy, beam = decode(
+            tf.constant(SOURCES, tf.int32),
+            tf.constant(limits, tf.int32),
+            tf.constant(beam_size),
+            tf.constant(num_hypotheses),
+        )
+        eager_greedy = run_greedy(model, SOURCES, limits)
+        eager_beam = run_beam(
+            model,
+            SOURCES,
+            limits,
+            beam_size=beam_size,
+            num_hypotheses=num_hypotheses,
+            length_penalty=0.6,
+        )
+        for graph, eager in ((greedy, eager_greedy), (beam, eager_beam)):
+            for name in ("ids", "lengths", "content_lengths"):
+                np.testing.assert_array_equal(getattr(graph, name).numpy(), eager[name])
+            for name in ("scores", "log_probs"):
+                np.testing.assert_allclose(getattr(graph, name).numpy(), eager[name], atol=1e-5)
+        assert beam.ids.shape[1] == num_hypotheses
