@@ -26,6 +26,9 @@ setup(
     extras_require={
         "test": ["pytest>=8", "ruff>=0.6"],
         "metrics": ["sacrebleu>=2.4,<3", "jiwer>=3.0,<5"],
+        "plot": ["matplotlib>=3.7,<4"],
+        # the gettext corpus behind benchmarks/quality.py
+        "corpus": ["polib>=1.2,<2"],
     },
     entry_points={"console_scripts": ["s2s-zoo=s2s_zoo.cli:main"]},
     classifiers=[

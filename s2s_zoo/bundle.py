@@ -16,14 +16,8 @@ from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
 from s2s_zoo.models.registry import build_from_json
 
 BUNDLE_IN_EXPORT = Path("assets.extra") / "s2s_zoo"
-FILES = (
-    "model.json",
-    "preprocessor.json",
-    "decoding.json",
-    "source.spm.model",
-    "target.spm.model",
-    "model.weights.h5",
-)
+FILES = ("model.json", "preprocessor.json", "decoding.json", "target.spm.model", "model.weights.h5")
+TEXT_FILES = ("source.spm.model",)  # only text sources have a source vocabulary
 
 
 def save_bundle(inference: Seq2SeqInference, directory: str | Path) -> Path:
@@ -32,19 +26,12 @@ def save_bundle(inference: Seq2SeqInference, directory: str | Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     pre = inference.preprocessor
     (directory / "model.json").write_text(inference.model.config_json())
-    (directory / "preprocessor.json").write_text(
-        json.dumps(
-            {
-                "max_source_length": pre.max_source_length,
-                "max_target_length": pre.max_target_length,
-            },
-            indent=2,
-        )
-    )
+    (directory / "preprocessor.json").write_text(json.dumps(pre.get_config(), indent=2))
     (directory / "decoding.json").write_text(
         json.dumps(dataclasses.asdict(inference.decoding), indent=2)
     )
-    (directory / "source.spm.model").write_bytes(pre.source_proto)
+    if pre.kind == "text":
+        (directory / "source.spm.model").write_bytes(pre.source_proto)
     (directory / "target.spm.model").write_bytes(pre.target_proto)
     inference.model.training_model.save_weights(str(directory / "model.weights.h5"))
     return directory
@@ -55,7 +42,9 @@ def resolve_bundle_dir(path: str | Path) -> Path:
     path = Path(path)
     for candidate in (path, path / BUNDLE_IN_EXPORT):
         if (candidate / "model.json").is_file():
-            missing = [f for f in FILES if not (candidate / f).is_file()]
+            kind = _preprocessor_config(candidate).get("kind", "text")
+            needed = FILES + (TEXT_FILES if kind == "text" else ())
+            missing = [f for f in needed if not (candidate / f).is_file()]
             if missing:
                 raise FileNotFoundError(
                     f"{candidate} is an incomplete s2s-zoo bundle: missing {missing}"
@@ -70,14 +59,23 @@ def resolve_bundle_dir(path: str | Path) -> Path:
 def load_bundle(path: str | Path, load_weights: bool = True) -> Seq2SeqInference:
     """Rebuild the model, tokenizers and decoding settings saved by `save_bundle`."""
     directory = resolve_bundle_dir(path)
-    pre_cfg = json.loads((directory / "preprocessor.json").read_text())
-    preprocessor = TextPreprocessor(
-        (directory / "source.spm.model").read_bytes(),
-        (directory / "target.spm.model").read_bytes(),
-        **pre_cfg,
-    )
+    pre_cfg = _preprocessor_config(directory)
+    kind = pre_cfg.pop("kind", "text")
+    target_proto = (directory / "target.spm.model").read_bytes()
+    if kind == "text":
+        source_proto = (directory / "source.spm.model").read_bytes()
+        preprocessor = TextPreprocessor(source_proto, target_proto, **pre_cfg)
+    else:
+        from s2s_zoo.data.media_preprocessors import media_preprocessor_from_config
+
+        preprocessor = media_preprocessor_from_config({"kind": kind, **pre_cfg}, target_proto)
     model = build_from_json((directory / "model.json").read_text())
     if load_weights:
         model.training_model.load_weights(str(directory / "model.weights.h5"))
     decoding = DecodingConfig(**json.loads((directory / "decoding.json").read_text()))
     return Seq2SeqInference(preprocessor, model, decoding)
+
+
+def _preprocessor_config(directory: Path) -> dict:
+    path = directory / "preprocessor.json"
+    return json.loads(path.read_text()) if path.is_file() else {}

@@ -107,6 +107,24 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_align(args: argparse.Namespace) -> int:
+    import tensorflow as tf
+
+    from s2s_zoo.plotting import save_alignment_heatmap
+
+    loaded = _load(args.model)
+    if "alignment" not in loaded.signatures:
+        raise SystemExit(f"{args.model} has no 'alignment' signature (a model without attention)")
+    out = loaded.signatures["alignment"](inputs=tf.constant([args.text]))
+    source = [p.decode("utf-8") for p in out["source_tokens"].numpy()[0] if p]
+    length = int(out["lengths"].numpy()[0])
+    target = [p.decode("utf-8") for p in out["output_tokens"].numpy()[0][:length]]
+    weights = out["attention"].numpy()[0][: len(target), : len(source)]
+    save_alignment_heatmap(weights, source, target, args.output)
+    print(f"{out['outputs'].numpy()[0].decode('utf-8')}\nalignment heatmap: {args.output}")
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from s2s_zoo.models.registry import CATALOG, build_from_catalog
 
@@ -142,6 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--text", action="append", help="sample input (repeatable)")
     p.add_argument("--no-compare", action="store_true", help="only load and run, no comparison")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("align", help="draw the attention of one translation as a PNG heatmap")
+    p.add_argument("--model", required=True, help="exported version dir of an attention model")
+    p.add_argument("--text", required=True, help="the source sentence")
+    p.add_argument("--output", default="alignment.png", help="PNG file to write")
+    p.set_defaults(func=cmd_align)
 
     p = sub.add_parser("models", help="list the model catalog with parameter counts")
     p.add_argument("--vocab", type=int, default=8000, help="vocabulary size for the counts")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from s2s_zoo.data.preprocessor import TextPreprocessor
+from s2s_zoo.data.preprocessor import TargetText
 from s2s_zoo.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from s2s_zoo.decoding import beam_search, greedy_search, max_output_lengths
 from s2s_zoo.models.base import Seq2SeqModel
@@ -40,43 +40,85 @@ class DecodingConfig:
             raise ValueError("max_length_cap must be at least 1")
 
 
-TEXT_INPUT = tf.TensorSpec([None], tf.string, name="inputs")
-INT_SCALAR = tf.TensorSpec([], tf.int32)
-
-
 class Seq2SeqInference(tf.Module):
-    """Decoding endpoints over one preprocessor and one model."""
+    """Decoding endpoints over one preprocessor and one model.
+
+    The input is a [batch] string tensor named by the preprocessor: `inputs` (text),
+    `images` (JPEG/PNG bytes) or `audio` (WAV bytes). Image and audio endpoints also
+    return `errors`: "" for a good item, else why it could not be read; such items
+    get an empty output and score 0 while the rest of the batch decodes normally.
+    """
 
     def __init__(
-        self, preprocessor: TextPreprocessor, model: Seq2SeqModel, decoding: DecodingConfig
+        self, preprocessor: TargetText, model: Seq2SeqModel, decoding: DecodingConfig
     ) -> None:
         super().__init__(name="seq2seq_inference")
         self.preprocessor = preprocessor
         self.model = model
         self.decoding = decoding
-        self.greedy = tf.function(self._greedy, input_signature=[TEXT_INPUT])
-        self.beam = tf.function(self._beam, input_signature=[TEXT_INPUT])
+        inputs = tf.TensorSpec([None], tf.string, name=preprocessor.input_name)
+        self.greedy = tf.function(self._greedy, input_signature=[inputs])
+        self.beam = tf.function(self._beam, input_signature=[inputs])
+        if self.has_alignment:
+            self.alignment = tf.function(self._alignment, input_signature=[inputs])
         self.nbest = tf.function(
             self._nbest,
             input_signature=[
-                TEXT_INPUT,
+                inputs,
                 tf.TensorSpec([], tf.int32, name="beam_size"),
                 tf.TensorSpec([], tf.int32, name="num_hypotheses"),
                 tf.TensorSpec([], tf.int32, name="max_length"),
             ],
         )
 
-    def _encode(self, texts: tf.Tensor, max_length: tf.Tensor | None = None):
-        source_ids = self.preprocessor.source_ids(texts)
-        source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
+    @property
+    def signatures(self) -> dict:
+        """Exported signature name -> function; `alignment` only for attention models."""
+        named = {
+            "serving_default": self.beam,
+            "beam": self.beam,
+            "greedy": self.greedy,
+            "nbest": self.nbest,
+        }
+        if self.has_alignment:
+            named["alignment"] = self.alignment
+        return named
+
+    @property
+    def input_name(self) -> str:
+        return self.preprocessor.input_name
+
+    @property
+    def has_alignment(self) -> bool:
+        """Attention over source tokens: text models with attention."""
+        return self.model.has_attention and self.preprocessor.kind == "text"
+
+    def _encode(self, inputs: tf.Tensor, max_length: tf.Tensor | None = None):
+        source, source_lengths, errors = self.preprocessor.encode_source(inputs)
         d = self.decoding
         limits = max_output_lengths(
             source_lengths, d.max_length_ratio, d.max_length_offset, d.max_length_cap
         )
         if max_length is not None:  # a per-request cap, never above the exported cap
             limits = tf.where(max_length > 0, tf.minimum(limits, max_length), limits)
-        memory, state = self.model.encode(source_ids, tf.reduce_max(limits))
-        return memory, state, limits
+        if errors is not None:  # unreadable items: no decoding steps at all
+            limits = tf.where(errors == "", limits, 0)
+        memory, state = self.model.encode(source, tf.reduce_max(limits))
+        return memory, state, limits, errors
+
+    def _with_errors(self, outputs: dict[str, tf.Tensor], errors) -> dict[str, tf.Tensor]:
+        """Blank the outputs of unreadable items and report why (image/audio only)."""
+        if errors is None:
+            return outputs
+        bad = errors != ""
+        for key, value in outputs.items():
+            mask = tf.reshape(bad, [-1] + [1] * (len(value.shape) - 1))
+            empty = (
+                tf.zeros_like(value) if value.dtype != tf.string else tf.fill(tf.shape(value), "")
+            )
+            outputs[key] = tf.where(mask, empty, value)
+        outputs["errors"] = errors
+        return outputs
 
     def _strings(self, ids: tf.Tensor, content_lengths: tf.Tensor) -> tf.Tensor:
         return self.preprocessor.detokenize(ids, content_lengths)
@@ -90,12 +132,13 @@ class Seq2SeqInference(tf.Module):
         }
 
     def _greedy(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        memory, state, limits = self._encode(inputs)
+        memory, state, limits, errors = self._encode(inputs)
         result = greedy_search(self.model.step, state, memory, limits, BOS_ID, EOS_ID, PAD_ID)
-        return self._best_outputs(result.ids, result.scores, result.content_lengths)
+        outputs = self._best_outputs(result.ids, result.scores, result.content_lengths)
+        return self._with_errors(outputs, errors)
 
-    def _run_beam(self, inputs, beam_size, num_hypotheses, max_length=None):
-        memory, state, limits = self._encode(inputs, max_length)
+    def _run_beam(self, inputs, beam_size, num_hypotheses, max_length=None, record=()):
+        memory, state, limits, errors = self._encode(inputs, max_length)
         result = beam_search(
             self.model.step,
             state,
@@ -107,12 +150,27 @@ class Seq2SeqInference(tf.Module):
             length_penalty=self.decoding.length_penalty,
             num_hypotheses=num_hypotheses,
             pad_id=PAD_ID,
+            record=record,
         )
+        if record:
+            return result
         outputs = self._best_outputs(
             result.ids[:, 0], result.scores[:, 0], result.content_lengths[:, 0]
         )
         outputs["nbest_outputs"] = self._strings(result.ids, result.content_lengths)
         outputs["nbest_scores"] = result.scores
+        return self._with_errors(outputs, errors)
+
+    def _alignment(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Best beam hypothesis with its attention over source pieces, for heatmaps."""
+        d = self.decoding
+        result = self._run_beam(inputs, d.beam_size, 1, record=("attention",))
+        ids, lengths = result.ids[:, 0], result.content_lengths[:, 0]
+        outputs = self._best_outputs(ids, result.scores[:, 0], lengths)
+        outputs["attention"] = result.records["attention"][:, 0]  # [batch, target, source]
+        source_ids = self.preprocessor.source_ids(inputs)
+        source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
+        outputs["source_tokens"] = self.preprocessor.source_pieces(source_ids, source_lengths)
         return outputs
 
     def _beam(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:

@@ -26,9 +26,7 @@ def make_tiny_inference(pairs, seed: int = 0, cap: int = 24) -> Seq2SeqInference
         max_source_length=48,
         max_target_length=48,
     )
-    model = build_from_catalog(
-        "gru_bahdanau", pre.source_vocab_size, pre.target_vocab_size, **TINY
-    )
+    model = build_from_catalog("gru_bahdanau", pre.source_vocab_size, pre.target_vocab_size, **TINY)
     decoding = DecodingConfig(beam_size=3, length_penalty=0.6, num_hypotheses=2, max_length_cap=cap)
     return Seq2SeqInference(pre, model, decoding)
 
@@ -67,8 +65,13 @@ def strings(tensor: tf.Tensor) -> list:
 
 TINY_BY_FAMILY = {
     "rnn": {"embedding_dim": 8, "encoder_units": 8, "decoder_units": 16, "attention_units": 8},
-    "transformer": {"hidden_dim": 16, "intermediate_dim": 32, "num_heads": 2,
-                    "max_positions": 64, "dropout": 0.0},
+    "transformer": {
+        "hidden_dim": 16,
+        "intermediate_dim": 32,
+        "num_heads": 2,
+        "max_positions": 64,
+        "dropout": 0.0,
+    },
 }
 
 

@@ -16,18 +16,20 @@ from s2s_zoo.decoding import beam_search, greedy_search
 from s2s_zoo.export.conformance import check_serving
 from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
-from s2s_zoo.models.registry import CATALOG, build_from_catalog, build_from_json
+from s2s_zoo.models.registry import CATALOG, build_from_catalog, build_from_json, catalog_names
 from s2s_zoo.training.fit import TrainConfig, compile_model, fit
 from tests.conftest import TINY_BY_FAMILY
 
-NAMES = sorted(CATALOG)
+NAMES = catalog_names("text")  # image and audio entries: tests/test_media_models.py
 
 
 def tiny(name: str, preprocessor, seed: int = 0):
     keras.utils.set_random_seed(seed)
     family = CATALOG[name][0]
     return build_from_catalog(
-        name, preprocessor.source_vocab_size, preprocessor.target_vocab_size,
+        name,
+        preprocessor.source_vocab_size,
+        preprocessor.target_vocab_size,
         **TINY_BY_FAMILY[family],
     )
 
@@ -42,8 +44,9 @@ def test_entry_trains_decodes_exports_and_serves(name, tiny_preprocessor, tmp_pa
     losses = history.history["loss"]
     assert losses[-1] < losses[0], losses
 
-    inference = Seq2SeqInference(pre, model, DecodingConfig(beam_size=3, num_hypotheses=2,
-                                                            max_length_cap=12))
+    inference = Seq2SeqInference(
+        pre, model, DecodingConfig(beam_size=3, num_hypotheses=2, max_length_cap=12)
+    )
     texts = [s for s, _ in pairs[:3]] + [""]
     greedy, beam = inference.greedy(texts), inference.beam(texts)
     assert greedy["outputs"].shape == (4,) and beam["nbest_outputs"].shape == (4, 2)
@@ -101,8 +104,10 @@ def test_transformer_cache_matches_full_prefix_decoding(tiny_preprocessor):
     limits = tf.constant([9, 9, 9])
     memory, cached_state = model.encode(source, 9)
     reference_state = model.uncached_state(tf.shape(source)[0], 9)
-    for search, kwargs in ((greedy_search, {}), (beam_search, {"beam_size": 3,
-                                                               "num_hypotheses": 3})):
+    for search, kwargs in (
+        (greedy_search, {}),
+        (beam_search, {"beam_size": 3, "num_hypotheses": 3}),
+    ):
         cached = search(model.step, cached_state, memory, limits, 2, 3, **kwargs)
         uncached = search(model.uncached_step, reference_state, memory, limits, 2, 3, **kwargs)
         np.testing.assert_array_equal(cached.ids.numpy(), uncached.ids.numpy())

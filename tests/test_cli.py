@@ -9,7 +9,10 @@ import sys
 def s2s_zoo(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "s2s_zoo.cli", *args],
-        input=stdin, capture_output=True, text=True, timeout=300,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -21,8 +24,9 @@ def test_predict_greedy_beam_and_nbest(exported, number_splits, tmp_path):
     want_greedy = [o.decode() for o in inference.greedy(sources)["outputs"].numpy()]
     want_beam = [o.decode() for o in inference.beam(sources)["outputs"].numpy()]
 
-    greedy = s2s_zoo("predict", "--model", str(path), "--mode", "greedy", "--input",
-                     str(source_file))
+    greedy = s2s_zoo(
+        "predict", "--model", str(path), "--mode", "greedy", "--input", str(source_file)
+    )
     assert greedy.returncode == 0, greedy.stderr
     assert greedy.stdout.splitlines() == want_greedy
 
@@ -30,8 +34,18 @@ def test_predict_greedy_beam_and_nbest(exported, number_splits, tmp_path):
     assert beam.returncode == 0, beam.stderr
     assert beam.stdout.splitlines() == want_beam
 
-    nbest = s2s_zoo("predict", "--model", str(path), "--beam-size", "4", "--n-best", "2",
-                    "--with-scores", "--input", str(source_file))
+    nbest = s2s_zoo(
+        "predict",
+        "--model",
+        str(path),
+        "--beam-size",
+        "4",
+        "--n-best",
+        "2",
+        "--with-scores",
+        "--input",
+        str(source_file),
+    )
     assert nbest.returncode == 0, nbest.stderr
     rows = [line.split("\t") for line in nbest.stdout.splitlines()]
     assert len(rows) == 2 * len(sources)

@@ -20,7 +20,9 @@ def test_default_recipe_reaches_ninety_percent_and_fine_tunes(tmp_path):
     common = ["--export-dir", str(tmp_path / "exported")]
     proc = subprocess.run(
         [sys.executable, str(script), *common, "--checkpoint-dir", str(tmp_path / "ckpt")],
-        capture_output=True, text=True, timeout=1500,
+        capture_output=True,
+        text=True,
+        timeout=1500,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     match = re.search(r"beam: exact match ([\d.]+)% on (\d+) held-out", proc.stdout)
@@ -31,15 +33,37 @@ def test_default_recipe_reaches_ninety_percent_and_fine_tunes(tmp_path):
 
     # fine-tune on a few new pairs: a new version appears, version 1 stays
     new = tmp_path / "new.tsv"
-    new.write_text("".join(f"{s}\t{t}\n" for s, t in [
-        ("one million", "un million"), ("two million", "deux millions"),
-        ("three million", "trois millions"), ("four million", "quatre millions"),
-    ] * 25))
+    new.write_text(
+        "".join(
+            f"{s}\t{t}\n"
+            for s, t in [
+                ("one million", "un million"),
+                ("two million", "deux millions"),
+                ("three million", "trois millions"),
+                ("four million", "quatre millions"),
+            ]
+            * 25
+        )
+    )
     tune = subprocess.run(
-        [sys.executable, str(script), *common, "--init-from", str(version_1), "--train",
-         str(new), "--valid", str(new), "--epochs", "2", "--checkpoint-dir",
-         str(tmp_path / "ckpt2")],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            str(script),
+            *common,
+            "--init-from",
+            str(version_1),
+            "--train",
+            str(new),
+            "--valid",
+            str(new),
+            "--epochs",
+            "2",
+            "--checkpoint-dir",
+            str(tmp_path / "ckpt2"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert tune.returncode == 0, tune.stderr[-3000:]
     assert (tmp_path / "exported/translation_gru_bahdanau/2/saved_model.pb").is_file()

@@ -72,8 +72,10 @@ def test_every_signature_survives_odd_inputs(exported):
         limit = 7 if call["signature"] == "nbest" else cap
         assert max(result["lengths"]) <= limit
         if "nbest_outputs" in result:
-            assert all(len(row) == (3 if call["signature"] == "nbest" else 2)
-                       for row in result["nbest_outputs"])
+            assert all(
+                len(row) == (3 if call["signature"] == "nbest" else 2)
+                for row in result["nbest_outputs"]
+            )
             assert all(row == sorted(row, reverse=True) for row in result["nbest_scores"])
 
 
@@ -86,8 +88,9 @@ def test_output_pieces_come_from_the_target_vocabulary(exported, number_splits):
     vocab = {target.id_to_piece(i) for i in range(target.get_piece_size())}
     pieces = [p for row in result["results"][0]["output_tokens"] for p in row if p]
     assert pieces and set(pieces) <= vocab
-    for row, text in zip(result["results"][0]["output_tokens"], result["results"][0]["outputs"],
-                         strict=True):
+    for row, text in zip(
+        result["results"][0]["output_tokens"], result["results"][0]["outputs"], strict=True
+    ):
         assert target.decode_pieces([p for p in row if p]) == text
 
 

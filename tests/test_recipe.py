@@ -40,17 +40,38 @@ def test_train_on_files_then_fine_tune_into_a_new_version(tmp_path):
     valid = tmp_path / "valid.jsonl"
     write_pairs(train, [number_pair(n) for n in range(300)])
     write_pairs(valid, [number_pair(n) for n in range(300, 320)])
-    first = run(TINY_RECIPE, [*common_args(tmp_path), "--train", str(train), "--valid",
-                              str(valid), "--checkpoint-dir", str(tmp_path / "ckpt")])
+    first = run(
+        TINY_RECIPE,
+        [
+            *common_args(tmp_path),
+            "--train",
+            str(train),
+            "--valid",
+            str(valid),
+            "--checkpoint-dir",
+            str(tmp_path / "ckpt"),
+        ],
+    )
     v1 = first["export_path"]
     assert v1.name == "1"
     v1_files = {p: digest(p) for p in v1.rglob("*") if p.is_file()}
 
     new_train = tmp_path / "new.jsonl"
     write_pairs(new_train, [number_pair(n) for n in range(500, 600)])
-    second = run(TINY_RECIPE, [*common_args(tmp_path), "--train", str(new_train), "--valid",
-                               str(valid), "--init-from", str(v1),
-                               "--checkpoint-dir", str(tmp_path / "ckpt2")])
+    second = run(
+        TINY_RECIPE,
+        [
+            *common_args(tmp_path),
+            "--train",
+            str(new_train),
+            "--valid",
+            str(valid),
+            "--init-from",
+            str(v1),
+            "--checkpoint-dir",
+            str(tmp_path / "ckpt2"),
+        ],
+    )
     v2 = second["export_path"]
     assert v2.name == "2" and v2.parent == v1.parent
     assert {p: digest(p) for p in v1.rglob("*") if p.is_file()} == v1_files  # untouched
@@ -69,9 +90,21 @@ def test_custom_jsonl_field_names(tmp_path):
     train.write_text(
         "".join(json.dumps({"en": s, "fr": t}) + "\n" for s, t in map(number_pair, range(120)))
     )
-    result = run(TINY_RECIPE, [*common_args(tmp_path), "--train", str(train), "--valid",
-                               str(train), "--source-field", "en", "--target-field", "fr",
-                               "--no-serving-check"])
+    result = run(
+        TINY_RECIPE,
+        [
+            *common_args(tmp_path),
+            "--train",
+            str(train),
+            "--valid",
+            str(train),
+            "--source-field",
+            "en",
+            "--target-field",
+            "fr",
+            "--no-serving-check",
+        ],
+    )
     assert result["export_path"].is_dir()
 
 
@@ -87,9 +120,19 @@ def test_recipe_script_reports_bad_data_on_the_command_line(tmp_path):
     train = tmp_path / "bad.jsonl"
     train.write_text('{"source": "one", "target": "un"}\n{"source": "two"}\n')
     proc = subprocess.run(
-        [sys.executable, str(REPO / "recipes/translation/gru_bahdanau.py"), "--train",
-         str(train), "--valid", str(train), "--export-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(REPO / "recipes/translation/gru_bahdanau.py"),
+            "--train",
+            str(train),
+            "--valid",
+            str(train),
+            "--export-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode != 0
     assert "bad.jsonl:2" in proc.stderr and "target" in proc.stderr

@@ -17,6 +17,7 @@ TARGET_VOCAB = 6  # 0 pad, 1 unk, 2 bos, 3 eos, 4, 5: the search may emit 1, 3, 
 NON_EOS = (1, 4, 5)
 MAX_LEN = 4
 SOURCES = [[4, 5, 6, 3], [7, 3, 0, 0], [8, 8, 5, 3]]  # the middle one is padded
+FIELDS = ("ids", "scores", "log_probs", "lengths", "content_lengths")
 
 
 def make_model(seed: int, scale: float = 6.0, eos_shift: float = -2.5) -> RNNSeq2Seq:
@@ -60,13 +61,13 @@ def run_beam(model, sources, max_lengths, **kwargs) -> dict:
     result = beam_search(
         model.step, state, memory, tf.constant(max_lengths, tf.int32), BOS, EOS, **kwargs
     )
-    return {name: value.numpy() for name, value in result._asdict().items()}
+    return {name: getattr(result, name).numpy() for name in FIELDS}
 
 
 def run_greedy(model, sources, max_lengths) -> dict:
     state, memory = encode(model, sources)
     result = greedy_search(model.step, state, memory, tf.constant(max_lengths, tf.int32), BOS, EOS)
-    return {name: value.numpy() for name, value in result._asdict().items()}
+    return {name: getattr(result, name).numpy() for name in FIELDS}
 
 
 def hypotheses(ids: np.ndarray, lengths: np.ndarray) -> list:

@@ -11,48 +11,28 @@ import tensorflow as tf
 from s2s_zoo.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, make_tokenizer
 
 
-class TextPreprocessor(tf.Module):
-    """Turns raw strings into id tensors for the model, and ids back into strings.
+class TargetText(tf.Module):
+    """The target side every task shares: text -> subword ids for teacher forcing, and
+    decoded ids -> strings. Source-side preprocessors (text, image, audio) extend it.
 
-    Source ids are the subword ids plus EOS, truncated to `max_source_length`
-    (EOS included) so any input, even a 2,000-word one, has a bounded cost. Target
-    ids give `target_in` (BOS + ids) and `target_out` (ids + EOS) for teacher forcing.
+    Subclasses set `kind`, `input_name` (the serving signature's input) and implement
+    `encode_source(inputs) -> (source, source_lengths, errors)`.
     """
 
-    def __init__(
-        self,
-        source_proto: bytes,
-        target_proto: bytes,
-        max_source_length: int = 256,
-        max_target_length: int = 256,
-    ) -> None:
-        super().__init__(name="text_preprocessor")
-        if max_source_length < 2 or max_target_length < 2:
-            raise ValueError("max_source_length and max_target_length must be at least 2")
-        self.source_proto = source_proto
-        self.target_proto = target_proto
-        self.max_source_length = max_source_length
-        self.max_target_length = max_target_length
-        self.source_tokenizer = make_tokenizer(source_proto, name="source_sentencepiece")
-        self.target_tokenizer = make_tokenizer(target_proto, name="target_sentencepiece")
+    kind = ""
+    input_name = ""
 
-    @property
-    def source_vocab_size(self) -> int:
-        return self.source_tokenizer.vocab_size
+    def __init__(self, target_proto: bytes, max_target_length: int, name: str) -> None:
+        super().__init__(name=name)
+        if max_target_length < 2:
+            raise ValueError("max_target_length must be at least 2")
+        self.target_proto = target_proto
+        self.max_target_length = max_target_length
+        self.target_tokenizer = make_tokenizer(target_proto, name="target_sentencepiece")
 
     @property
     def target_vocab_size(self) -> int:
         return self.target_tokenizer.vocab_size
-
-    def source_ragged(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        """[batch] strings -> ragged int32 ids, EOS-terminated (never empty)."""
-        ids = self.source_tokenizer.tokenize(tf.strings.strip(texts))
-        ids = ids[:, : self.max_source_length - 1]
-        return tf.concat([ids, tf.fill([ids.nrows(), 1], EOS_ID)], axis=1)
-
-    def source_ids(self, texts: tf.Tensor) -> tf.Tensor:
-        """[batch] strings -> [batch, time] int32, EOS-terminated, 0-padded."""
-        return self.source_ragged(texts).to_tensor(default_value=PAD_ID)
 
     def target_ragged(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Target subword ids, truncated to leave room for BOS/EOS."""
@@ -81,6 +61,66 @@ class TextPreprocessor(tf.Module):
 
     def target_pieces(self, ids: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
         """[batch, time] ids -> [batch, time] subword strings, "" past each length."""
-        pieces = self.target_tokenizer.id_to_string(ids)
-        keep = tf.sequence_mask(lengths, tf.shape(ids)[1])
-        return tf.where(keep, pieces, tf.constant("", tf.string))
+        return _pieces(self.target_tokenizer, ids, lengths)
+
+
+class TextPreprocessor(TargetText):
+    """Turns raw strings into id tensors for the model, and ids back into strings.
+
+    Source ids are the subword ids plus EOS, truncated to `max_source_length`
+    (EOS included) so any input, even a 2,000-word one, has a bounded cost. Target
+    ids give `target_in` (BOS + ids) and `target_out` (ids + EOS) for teacher forcing.
+    """
+
+    kind = "text"
+    input_name = "inputs"
+
+    def __init__(
+        self,
+        source_proto: bytes,
+        target_proto: bytes,
+        max_source_length: int = 256,
+        max_target_length: int = 256,
+    ) -> None:
+        super().__init__(target_proto, max_target_length, name="text_preprocessor")
+        if max_source_length < 2:
+            raise ValueError("max_source_length and max_target_length must be at least 2")
+        self.source_proto = source_proto
+        self.max_source_length = max_source_length
+        self.source_tokenizer = make_tokenizer(source_proto, name="source_sentencepiece")
+
+    @property
+    def source_vocab_size(self) -> int:
+        return self.source_tokenizer.vocab_size
+
+    def source_ragged(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """[batch] strings -> ragged int32 ids, EOS-terminated (never empty)."""
+        ids = self.source_tokenizer.tokenize(tf.strings.strip(texts))
+        ids = ids[:, : self.max_source_length - 1]
+        return tf.concat([ids, tf.fill([ids.nrows(), 1], EOS_ID)], axis=1)
+
+    def source_ids(self, texts: tf.Tensor) -> tf.Tensor:
+        """[batch] strings -> [batch, time] int32, EOS-terminated, 0-padded."""
+        return self.source_ragged(texts).to_tensor(default_value=PAD_ID)
+
+    def encode_source(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, None]:
+        """[batch] strings -> (source ids, their lengths, no errors: any string is valid)."""
+        source_ids = self.source_ids(inputs)
+        lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
+        return source_ids, lengths, None
+
+    def source_pieces(self, ids: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+        """Like `target_pieces`, for source ids (EOS shows as "</s>")."""
+        return _pieces(self.source_tokenizer, ids, lengths)
+
+    def get_config(self) -> dict:
+        return {
+            "kind": self.kind,
+            "max_source_length": self.max_source_length,
+            "max_target_length": self.max_target_length,
+        }
+
+
+def _pieces(tokenizer, ids: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
+    keep = tf.sequence_mask(lengths, tf.shape(ids)[1])
+    return tf.where(keep, tokenizer.id_to_string(ids), tf.constant("", tf.string))

@@ -38,6 +38,8 @@ class SearchResult(NamedTuple):
     log_probs: tf.Tensor
     lengths: tf.Tensor  # tokens including EOS
     content_lengths: tf.Tensor  # tokens excluding EOS
+    # state entries recorded at every step (`record=`), [B(, N), T, ...], e.g. attention
+    records: dict = {}  # noqa: RUF012  (NamedTuple default, never mutated)
 
 
 def gnmt_length_penalty(lengths: tf.Tensor, alpha: float | tf.Tensor) -> tf.Tensor:
@@ -68,6 +70,22 @@ def _write_column(buffer: tf.Tensor, t: tf.Tensor, values: tf.Tensor) -> tf.Tens
     return buffer + values[..., None] * column
 
 
+def _record_buffers(state: dict, record: tuple[str, ...], lead: list, limit) -> dict:
+    """Zero buffers [*lead, limit, ...] for the recorded state entries."""
+    return {
+        key: tf.zeros(lead + [limit] + tf.unstack(tf.shape(state[key])[1:]), state[key].dtype)
+        for key in record
+    }
+
+
+def _write_step(buffer: tf.Tensor, t: tf.Tensor, values: tf.Tensor, time_axis: int) -> tf.Tensor:
+    """buffer[:, (:,) t] = values for a buffer whose time axis is `time_axis`."""
+    shape = [1] * len(buffer.shape)
+    shape[time_axis] = -1
+    step = tf.reshape(tf.one_hot(t, tf.shape(buffer)[time_axis], dtype=buffer.dtype), shape)
+    return buffer + tf.expand_dims(values, time_axis) * step
+
+
 def greedy_search(
     step_fn: StepFn,
     state: dict,
@@ -77,8 +95,12 @@ def greedy_search(
     eos_id: int,
     pad_id: int = 0,
     banned_ids: tuple[int, ...] = (0, 2),
+    record: tuple[str, ...] = (),
 ) -> SearchResult:
-    """Pick the most likely token at each step; stop a sequence at EOS or its max length."""
+    """Pick the most likely token at each step; stop a sequence at EOS or its max length.
+
+    `record` names state entries (e.g. "attention") to keep for every step.
+    """
     batch = tf.shape(max_lengths)[0]
     limit = tf.reduce_max(max_lengths)
     ids = tf.zeros([batch, limit], tf.int32)
@@ -86,15 +108,11 @@ def greedy_search(
     finished = tf.zeros([batch], tf.bool)
     log_probs = tf.zeros([batch], tf.float32)
     lengths = tf.zeros([batch], tf.int32)
+    records = _record_buffers(state, record, [batch], limit)
 
-    def cond(t, *_):
-        return tf.logical_and(t < limit, tf.logical_not(tf.reduce_all(finished_of(_))))
-
-    def finished_of(loop_vars):
-        return loop_vars[2]
-
-    def body(t, tokens, finished, log_probs, lengths, ids, state):
+    def body(t, tokens, finished, log_probs, lengths, ids, state, records):
         logits, state = step_fn(tokens, state, memory)
+        records = {k: _write_step(v, t, state[k], 1) for k, v in records.items()}
         step_log_probs = _log_probs(logits, banned_ids)
         next_tokens = tf.argmax(step_log_probs, axis=-1, output_type=tf.int32)
         best = tf.gather(step_log_probs, next_tokens, batch_dims=1)
@@ -104,21 +122,21 @@ def greedy_search(
         ids = _write_column(ids, t, tf.where(alive, next_tokens, pad_id))
         finished = finished | tf.equal(next_tokens, eos_id) | (t + 1 >= max_lengths)
         next_tokens = tf.where(alive, next_tokens, eos_id)
-        return t + 1, next_tokens, finished, log_probs, lengths, ids, state
+        return t + 1, next_tokens, finished, log_probs, lengths, ids, state, records
 
-    t, _, _, log_probs, lengths, ids, _ = tf.while_loop(
+    loop_vars = (tf.constant(0), tokens, finished, log_probs, lengths, ids, state, records)
+    t, _, _, log_probs, lengths, ids, _, records = tf.while_loop(
         lambda t, tokens, finished, *_: tf.logical_and(
             t < limit, tf.logical_not(tf.reduce_all(finished))
         ),
         body,
-        (tf.constant(0), tokens, finished, log_probs, lengths, ids, state),
-        shape_invariants=_invariants(
-            (tf.constant(0), tokens, finished, log_probs, lengths, ids, state)
-        ),
+        loop_vars,
+        shape_invariants=_invariants(loop_vars),
     )
     ids = ids[:, :t]
+    records = {k: v[:, :t] for k, v in records.items()}
     content = lengths - tf.cast(_ends_with_eos(ids, lengths, eos_id), tf.int32)
-    return SearchResult(ids, log_probs, log_probs, lengths, content)
+    return SearchResult(ids, log_probs, log_probs, lengths, content, records)
 
 
 def _ends_with_eos(ids: tf.Tensor, lengths: tf.Tensor, eos_id: int) -> tf.Tensor:
@@ -148,6 +166,7 @@ def beam_search(
     num_hypotheses: int | tf.Tensor = 1,
     pad_id: int = 0,
     banned_ids: tuple[int, ...] = (0, 2),
+    record: tuple[str, ...] = (),
 ) -> SearchResult:
     """Beam search with the GNMT length penalty and n-best output.
 
@@ -174,8 +193,9 @@ def beam_search(
     ids = tf.zeros([batch, k, limit], tf.int32)
     tokens = tf.fill([batch * k], bos_id)
     batch_offsets = (tf.range(batch) * k)[:, None]
+    records = _record_buffers(state, record, [batch, k], limit)
 
-    def body(t, tokens, log_probs, finished, lengths, ids, state):
+    def body(t, tokens, log_probs, finished, lengths, ids, state, records):
         logits, state = step_fn(tokens, state, memory)
         step_log_probs = _log_probs(logits, banned_ids)
         vocab = tf.shape(step_log_probs)[-1]
@@ -203,10 +223,19 @@ def beam_search(
         flat_parents = tf.reshape(parents + batch_offsets, [-1])
         state = tf.nest.map_structure(lambda x: tf.gather(x, flat_parents), state)
         tokens = tf.reshape(tf.where(finished, eos_id, next_tokens), [-1])
-        return t + 1, tokens, log_probs, finished, lengths, ids, state
+        records = {
+            key: _write_step(
+                tf.gather(buffer, parents, batch_dims=1),
+                t,
+                tf.reshape(state[key], tf.concat([[batch, k], tf.shape(state[key])[1:]], 0)),
+                2,
+            )
+            for key, buffer in records.items()
+        }
+        return t + 1, tokens, log_probs, finished, lengths, ids, state, records
 
-    loop_vars = (tf.constant(0), tokens, log_probs, finished, lengths, ids, state)
-    t, _, log_probs, finished, lengths, ids, _ = tf.while_loop(
+    loop_vars = (tf.constant(0), tokens, log_probs, finished, lengths, ids, state, records)
+    t, _, log_probs, finished, lengths, ids, _, records = tf.while_loop(
         lambda t, tokens, log_probs, finished, *_: tf.logical_and(
             t < limit, tf.logical_not(tf.reduce_all(finished[:, :n]))
         ),
@@ -221,5 +250,6 @@ def beam_search(
     log_probs = tf.gather(log_probs, order, batch_dims=1)
     lengths = tf.gather(lengths, order, batch_dims=1)
     ids = tf.gather(ids, order, batch_dims=1)
+    records = {k: tf.gather(v[:, :, :t], order, batch_dims=1) for k, v in records.items()}
     content = lengths - tf.cast(_ends_with_eos(ids, lengths, eos_id), tf.int32)
-    return SearchResult(ids, scores, log_probs, lengths, content)
+    return SearchResult(ids, scores, log_probs, lengths, content, records)

@@ -9,6 +9,7 @@ feeds every signature by its tensor names and returns what it fetched.
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
@@ -22,13 +23,21 @@ import numpy as np
 # Runs in the child process. It must import nothing but tensorflow, tensorflow_text
 # and the standard library: that is all TF Serving has.
 _SESSION_SCRIPT = r"""
-import json, sys
+import base64, json, sys
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  registers tf-text ops, which TF Serving links
 
 request = json.load(sys.stdin)
 assert not any(m.startswith("s2s_zoo") for m in sys.modules), "must not import s2s_zoo"
+
+def from_json(value):
+    # bytes travel as {"b64": ...}, as in TF Serving's REST API
+    if isinstance(value, list):
+        return [from_json(v) for v in value]
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        return base64.b64decode(value["b64"])
+    return value
 
 def to_json(value):
     value = np.asarray(value)
@@ -41,17 +50,23 @@ results = []
 with tf.compat.v1.Session(graph=tf.Graph()) as sess:
     meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], request["export_dir"])
     for call in request["calls"]:
+        if call["signature"] not in meta.signature_def:
+            results.append(None)
+            continue
         signature = meta.signature_def[call["signature"]]
         missing = sorted(set(signature.inputs) - set(call["inputs"]))
         if missing:
             raise SystemExit(f"signature {call['signature']} needs inputs {missing}")
-        feeds = {signature.inputs[k].name: v for k, v in call["inputs"].items()}
+        feeds = {signature.inputs[k].name: from_json(v) for k, v in call["inputs"].items()}
         fetches = {k: t.name for k, t in signature.outputs.items()}
         out = sess.run(fetches, feeds)
         results.append({k: to_json(v) for k, v in out.items()})
     signatures = sorted(meta.signature_def)
 json.dump({"signatures": signatures, "results": results}, sys.stdout)
 """
+
+
+REQUIRED_SIGNATURES = ("serving_default", "beam", "greedy", "nbest")
 
 
 class ServingError(RuntimeError):
@@ -63,7 +78,8 @@ def run_in_session(
 ) -> dict[str, Any]:
     """Run `calls` ([{"signature": name, "inputs": {name: value}}]) in a fresh process.
 
-    Returns {"signatures": [...], "results": [{output name: nested lists}, ...]}.
+    Returns {"signatures": [...], "results": [{output name: nested lists} or None when the
+    SavedModel has no such signature, ...]}.
     """
     request = json.dumps({"export_dir": str(Path(export_dir).resolve()), "calls": list(calls)})
     proc = subprocess.run(
@@ -104,15 +120,30 @@ class ConformanceReport:
         return not self.mismatches
 
 
-def default_calls(texts: Sequence[str]) -> list[dict[str, Any]]:
-    """One call per exported signature, with the sample texts."""
+def _wire(value: str | bytes) -> str | dict[str, str]:
+    """Text as is; bytes (images, WAV) as {"b64": ...}, TF Serving's REST convention."""
+    if isinstance(value, bytes):
+        return {"b64": base64.b64encode(value).decode("ascii")}
+    return value
+
+
+def _unwire(value: str | dict[str, str]) -> str | bytes:
+    return base64.b64decode(value["b64"]) if isinstance(value, dict) else value
+
+
+def default_calls(
+    samples: Sequence[str | bytes], input_name: str = "inputs"
+) -> list[dict[str, Any]]:
+    """One call per exported signature, with the sample inputs (text, or image/WAV bytes)."""
+    batch = [_wire(s) for s in samples]
     return [
-        {"signature": "serving_default", "inputs": {"inputs": list(texts)}},
-        {"signature": "beam", "inputs": {"inputs": list(texts)}},
-        {"signature": "greedy", "inputs": {"inputs": list(texts)}},
+        {"signature": "serving_default", "inputs": {input_name: batch}},
+        {"signature": "beam", "inputs": {input_name: batch}},
+        {"signature": "greedy", "inputs": {input_name: batch}},
+        {"signature": "alignment", "inputs": {input_name: batch}},
         {
             "signature": "nbest",
-            "inputs": {"inputs": list(texts), "beam_size": 3, "num_hypotheses": 2, "max_length": 0},
+            "inputs": {input_name: batch, "beam_size": 3, "num_hypotheses": 2, "max_length": 0},
         },
     ]
 
@@ -121,13 +152,8 @@ def _in_process(inference, call: Mapping[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
     inputs = dict(call["inputs"])
-    texts = tf.constant(inputs.pop("inputs"), tf.string)
-    fn = {
-        "serving_default": inference.beam,
-        "beam": inference.beam,
-        "greedy": inference.greedy,
-        "nbest": inference.nbest,
-    }[call["signature"]]
+    texts = tf.constant([_unwire(v) for v in inputs.pop(inference.input_name)], tf.string)
+    fn = inference.signatures[call["signature"]]
     extra = [
         tf.constant(inputs[k], tf.int32)
         for k in ("beam_size", "num_hypotheses", "max_length")
@@ -147,24 +173,30 @@ def _to_json(value: np.ndarray) -> list:
 def check_serving(
     export_dir: str | Path,
     inference=None,
-    texts: Sequence[str] = ("hello", ""),
+    texts: Sequence[str | bytes] = ("hello", ""),
     score_tolerance: float = 1e-4,
+    input_name: str | None = None,
 ) -> ConformanceReport:
     """Load `export_dir` on the Session path, run every signature, compare with `inference`.
 
-    With `inference=None` only loading and running are checked (plus output shapes:
-    one output per input).
+    `texts` are the sample inputs: strings for text models, encoded image or WAV
+    bytes for captioning and speech models. With `inference=None` only loading and
+    running are checked (plus output shapes: one output per input).
     """
-    calls = default_calls(texts)
+    if input_name is None:
+        input_name = inference.input_name if inference is not None else "inputs"
+    calls = default_calls(texts, input_name)
     served = run_in_session(export_dir, calls)
     report = ConformanceReport(str(export_dir), served["signatures"])
-    expected_sigs = {c["signature"] for c in calls}
-    if not expected_sigs <= set(served["signatures"]):
+    expected = set(inference.signatures) if inference is not None else set(REQUIRED_SIGNATURES)
+    if not expected <= set(served["signatures"]):
         report.mismatches.append(
-            f"missing signatures: {sorted(expected_sigs - set(served['signatures']))}"
+            f"missing signatures: {sorted(expected - set(served['signatures']))}"
         )
     for call, got in zip(calls, served["results"], strict=True):
         name = call["signature"]
+        if got is None:
+            continue
         for key, value in got.items():
             if len(value) != len(texts):
                 report.mismatches.append(f"{name}.{key}: {len(value)} rows for {len(texts)} inputs")

@@ -20,8 +20,6 @@ import keras
 from s2s_zoo.bundle import BUNDLE_IN_EXPORT, save_bundle
 from s2s_zoo.inference import Seq2SeqInference
 
-SIGNATURES = ("serving_default", "beam", "greedy", "nbest")
-
 
 def existing_versions(model_dir: str | Path) -> list[int]:
     """Integer version directories under `model_dir`, ascending."""
@@ -53,10 +51,8 @@ def export_saved_model(
         archive = keras.export.ExportArchive()
         archive.track(inference.model.training_model)  # all weights; the views share them
         archive.track(inference.preprocessor)  # the tokenizer resources
-        archive.add_endpoint("serving_default", inference.beam)
-        archive.add_endpoint("beam", inference.beam)
-        archive.add_endpoint("greedy", inference.greedy)
-        archive.add_endpoint("nbest", inference.nbest)
+        for name, function in inference.signatures.items():
+            archive.add_endpoint(name, function)
         archive.write_out(str(tmp), verbose=False)
         save_bundle(inference, tmp / BUNDLE_IN_EXPORT)
         os.rename(tmp, final)  # atomic on one filesystem

@@ -43,6 +43,11 @@ class Seq2SeqModel:
         raise NotImplementedError
 
     @property
+    def has_attention(self) -> bool:
+        """Whether `step` leaves the last step's attention weights in `state["attention"]`."""
+        return False
+
+    @property
     def target_vocab_size(self) -> int:
         return self.config.target_vocab_size
 

@@ -11,10 +11,18 @@ import json
 from typing import Any
 
 from s2s_zoo.models.base import Seq2SeqModel
+from s2s_zoo.models.media import ImageCaptioner, SpeechRecognizer
 from s2s_zoo.models.rnn import RNNSeq2Seq
 from s2s_zoo.models.transformer import TransformerSeq2Seq
 
-FAMILIES: dict[str, type[Seq2SeqModel]] = {"rnn": RNNSeq2Seq, "transformer": TransformerSeq2Seq}
+FAMILIES: dict[str, type[Seq2SeqModel]] = {
+    "rnn": RNNSeq2Seq,
+    "transformer": TransformerSeq2Seq,
+    "image_rnn": ImageCaptioner,
+    "speech_rnn": SpeechRecognizer,
+}
+# what each family reads: text (token ids), image (pixels) or audio (log-mel frames)
+SOURCE_KIND = {"rnn": "text", "transformer": "text", "image_rnn": "image", "speech_rnn": "audio"}
 
 # name -> (family, config overrides on top of the family's defaults)
 CATALOG: dict[str, tuple[str, dict[str, Any]]] = {
@@ -70,7 +78,27 @@ CATALOG: dict[str, tuple[str, dict[str, Any]]] = {
             "positions": "sinusoidal",
         },
     ),
+    # Show, Attend and Tell: MobileNetV3 grid (stride 16) + LSTM decoder with additive attention
+    "show_attend_tell": (
+        "image_rnn",
+        {"backbone": "mobilenet_v3_small", "cell": "lstm", "attention": "bahdanau"},
+    ),
+    # Listen, Attend and Spell style: 4x conv subsampling, 2 BiLSTM layers, additive attention
+    "speech_las": (
+        "speech_rnn",
+        {"cell": "lstm", "encoder_layers": 2, "bidirectional": True, "attention": "bahdanau"},
+    ),
 }
+
+
+def source_kind(name: str) -> str:
+    """'text', 'image' or 'audio': what catalog entry `name` takes as its source."""
+    return SOURCE_KIND[CATALOG[name][0]]
+
+
+def catalog_names(kind: str | None = None) -> list[str]:
+    """Catalog entries, optionally only those reading `kind` sources; sorted."""
+    return sorted(n for n in CATALOG if kind is None or source_kind(n) == kind)
 
 
 def build_model(family: str, config: dict[str, Any]) -> Seq2SeqModel:

@@ -68,9 +68,7 @@ class RNNSeq2Seq(Seq2SeqModel):
     def __init__(self, config: RNNConfig) -> None:
         super().__init__(config)
         c = config
-        self.source_embedding = layers.Embedding(
-            c.source_vocab_size, c.embedding_dim, mask_zero=True, name="source_embedding"
-        )
+        self._build_source_layers()
         self.target_embedding = layers.Embedding(
             c.target_vocab_size, c.embedding_dim, mask_zero=True, name="target_embedding"
         )
@@ -82,7 +80,6 @@ class RNNSeq2Seq(Seq2SeqModel):
             if c.bidirectional:
                 rnn = layers.Bidirectional(rnn, name=f"encoder_bi_{i}")
             self.encoder_rnns.append(rnn)
-        self.reverse_source = ReverseSource(name="reverse_source") if c.reverse_source else None
         # The bridge maps the top encoder layer's final states to every decoder layer's
         # initial states; it absorbs bidirectional concatenation, width and depth mismatch.
         self.bridges = [
@@ -129,13 +126,38 @@ class RNNSeq2Seq(Seq2SeqModel):
         )
         self._build_views()
 
+    # -- the source side: overridden by image and speech encoders (models/media.py) -------
+
+    def _build_source_layers(self) -> None:
+        c = self.config
+        self.source_embedding = layers.Embedding(
+            c.source_vocab_size, c.embedding_dim, mask_zero=True, name="source_embedding"
+        )
+        self.reverse_source = ReverseSource(name="reverse_source") if c.reverse_source else None
+
+    def _source_inputs(self) -> list:
+        return [keras.Input((None,), dtype="int32", name="source_ids")]
+
+    def _embed_source(self, source_inputs):
+        """-> (vectors for the encoder RNNs, source mask, whether RNNs need the mask passed).
+
+        Token embeddings carry their Keras mask, so text needs no explicit mask.
+        """
+        source_ids = source_inputs[0]
+        source_mask = keras.ops.not_equal(source_ids, 0)
+        if self.reverse_source is not None:  # padding stays at the end, so the mask holds
+            source_ids = self.reverse_source(source_ids)
+        return self.dropout(self.source_embedding(source_ids)), source_mask, False
+
     # -- graph pieces -------------------------------------------------------------------
 
-    def _stack(self, x, rnns, initial_states=None):
+    def _stack(self, x, rnns, initial_states=None, mask=None):
         """Run stacked RNN layers with dropout and optional residuals; return (seq, states)."""
         final_states = []
         for i, rnn in enumerate(rnns):
             kwargs = {} if initial_states is None else {"initial_state": initial_states[i]}
+            if mask is not None:
+                kwargs["mask"] = mask
             out = rnn(x, **kwargs)
             seq, states = out[0], list(out[1:])
             seq = self.dropout(seq)
@@ -145,16 +167,18 @@ class RNNSeq2Seq(Seq2SeqModel):
             final_states.append(states)
         return x, final_states
 
-    def _encode_graph(self, source_ids):
-        source_mask = keras.ops.not_equal(source_ids, 0)
-        if self.reverse_source is not None:  # padding stays at the end, so the mask holds
-            source_ids = self.reverse_source(source_ids)
-        x = self.dropout(self.source_embedding(source_ids))
-        memory, states = self._stack(x, self.encoder_rnns)
-        top = states[-1]
-        if self.config.bidirectional:  # [fw_1..fw_k, bw_1..bw_k] -> per kind concat
-            k = self.config.states_per_layer
-            top = [keras.ops.concatenate([top[j], top[k + j]], axis=-1) for j in range(k)]
+    def _encode_graph(self, source_inputs):
+        x, source_mask, pass_mask = self._embed_source(source_inputs)
+        k = self.config.states_per_layer
+        if self.encoder_rnns:
+            mask = source_mask if pass_mask else None
+            memory, states = self._stack(x, self.encoder_rnns, mask=mask)
+            top = states[-1]
+            if self.config.bidirectional:  # [fw_1..fw_k, bw_1..bw_k] -> per kind concat
+                top = [keras.ops.concatenate([top[j], top[k + j]], axis=-1) for j in range(k)]
+        else:  # no encoder RNN (image grids): the bridge reads the mean of the memory
+            memory = x
+            top = [_masked_mean(x, source_mask)] * k
         initial = [[bridge(top[k]) for k, bridge in enumerate(row)] for row in self.bridges]
         keys = self.attention.keys(memory) if self.attention else memory
         return memory, keys, source_mask, initial
@@ -177,18 +201,22 @@ class RNNSeq2Seq(Seq2SeqModel):
 
     def _build_views(self) -> None:
         c = self.config
-        source_ids = keras.Input((None,), dtype="int32", name="source_ids")
+        source_inputs = self._source_inputs()
         target_ids = keras.Input((None,), dtype="int32", name="target_ids")
-        memory, keys, source_mask, initial = self._encode_graph(source_ids)
+        memory, keys, source_mask, initial = self._encode_graph(source_inputs)
         if c.input_feeding:
             logits = self._run_feeding_decoder(target_ids, initial, memory, keys, source_mask)
         else:
             logits, _, _ = self._run_decoder(target_ids, initial, memory, keys, source_mask)
-        self.training_model = keras.Model([source_ids, target_ids], logits, name="rnn_seq2seq")
+        self.training_model = keras.Model(
+            [*source_inputs, target_ids], logits, name=f"{self.family}_seq2seq"
+        )
 
         flat_initial = [s for row in initial for s in row]
         self.encoder_model = keras.Model(
-            source_ids, [memory, keys, source_mask, *flat_initial], name="rnn_encoder"
+            source_inputs if len(source_inputs) > 1 else source_inputs[0],
+            [memory, keys, source_mask, *flat_initial],
+            name=f"{self.family}_encoder",
         )
 
         self._num_states = len(flat_initial)
@@ -215,10 +243,15 @@ class RNNSeq2Seq(Seq2SeqModel):
 
     # -- the decoding interface ----------------------------------------------------------
 
+    @property
+    def has_attention(self) -> bool:
+        return self.attention is not None
+
     def encode(
-        self, source_ids: tf.Tensor, max_length: tf.Tensor | int | None = None
+        self, source: tf.Tensor | tuple, max_length: tf.Tensor | int | None = None
     ) -> tuple[TensorDict, TensorDict]:
-        outputs = self.encoder_model(source_ids, training=False)
+        source = list(source) if isinstance(source, tuple | list) else source
+        outputs = self.encoder_model(source, training=False)
         # tf.identity drops the Keras mask eager tensors carry; the step graph takes the
         # source mask as an explicit input instead.
         memory, keys, mask, *states = [tf.identity(t) for t in outputs]
@@ -259,3 +292,10 @@ class RNNSeq2Seq(Seq2SeqModel):
         new_state["attention"] = weights
         new_state["feed"] = attentional
         return self.output_projection(attentional), new_state
+
+
+def _masked_mean(x, mask):
+    weights = keras.ops.cast(mask, x.dtype)[:, :, None]
+    return keras.ops.sum(x * weights, axis=1) / keras.ops.maximum(
+        keras.ops.sum(weights, axis=1), 1.0
+    )

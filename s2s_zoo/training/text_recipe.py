@@ -73,6 +73,9 @@ def argument_parser(recipe: TextRecipe, description: str) -> argparse.ArgumentPa
     p.add_argument("--learning-rate", type=float, default=t.learning_rate)
     p.add_argument("--label-smoothing", type=float, default=t.label_smoothing)
     p.add_argument("--max-minutes", type=float, default=t.max_minutes, help="time budget")
+    p.add_argument(
+        "--patience", type=int, default=t.patience, help="early-stopping epochs (0: off)"
+    )
     p.add_argument("--vocab-size", type=int, default=recipe.vocab_size)
     p.add_argument(
         "--train-size",
@@ -203,7 +206,7 @@ def run(recipe: TextRecipe, argv: Sequence[str] | None = None, description: str 
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         label_smoothing=args.label_smoothing,
-        patience=recipe.train.patience,
+        patience=args.patience,
         max_minutes=args.max_minutes,
         jit_compile=args.xla,
         seed=args.seed,

@@ -1,0 +1,69 @@
+"""Attention weights per decoded token: recorded by the searches, exported, drawn."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+from s2s_zoo.decoding import beam_search, greedy_search
+
+
+def replay_attention(model, source_ids, tokens):
+    """Attention of each step when the chosen tokens are fed back through `step`."""
+    memory, state = model.encode(source_ids)
+    rows, previous = [], tf.constant([2])
+    for token in tokens:
+        _, state = model.step(previous, state, memory)
+        rows.append(state["attention"].numpy()[0])
+        previous = tf.constant([token])
+    return np.stack(rows)
+
+
+def test_recorded_attention_is_the_attention_of_the_chosen_path(trained_inference):
+    model, pre = trained_inference.model, trained_inference.preprocessor
+    source = pre.source_ids(["six hundred and twelve thousand and four"])
+    limits = tf.constant([12])
+    for search, kwargs in ((greedy_search, {}), (beam_search, {"beam_size": 3})):
+        memory, state = model.encode(source)
+        result = search(model.step, state, memory, limits, 2, 3, record=("attention",), **kwargs)
+        ids, length = result.ids.numpy()[0], int(result.lengths.numpy().reshape(-1)[0])
+        recorded = result.records["attention"].numpy()[0]
+        if search is beam_search:
+            ids, recorded = ids[0], recorded[0]
+        expected = replay_attention(model, source, ids[:length])
+        np.testing.assert_allclose(recorded[:length], expected, atol=1e-5)
+        np.testing.assert_allclose(recorded[:length].sum(-1), 1.0, atol=1e-5)
+
+
+def test_alignment_signature_and_heatmap(exported, tmp_path):
+    inference, path = exported
+    out = inference.alignment(["three hundred and forty-two thousand"])
+    length = int(out["lengths"].numpy()[0])
+    sources = [p for p in out["source_tokens"].numpy()[0] if p]
+    assert sources[-1] == b"</s>"
+    assert out["attention"].shape[2] == len(sources)
+    np.testing.assert_allclose(out["attention"].numpy()[0, :length].sum(-1), 1.0, atol=1e-5)
+
+    png = tmp_path / "align.png"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "s2s_zoo.cli",
+            "align",
+            "--model",
+            str(path),
+            "--text",
+            "three hundred and forty-two thousand",
+            "--output",
+            str(png),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
