@@ -43,24 +43,31 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise SystemExit(
             "--beam-size/--n-best/--max-length apply to beam search, not --mode greedy"
         )
+    # text models take "inputs"; captioning "images" and speech "audio", given as file paths
+    input_name = next(iter(loaded.signatures["greedy"].structured_input_signature[1]))
     source = open(args.input, encoding="utf-8") if args.input else sys.stdin
     sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     beam_size = args.beam_size or max(args.n_best or 1, 4)
     n_best = args.n_best or 1
     try:
         for batch in _batches(source, args.batch_size):
-            inputs = tf.constant(batch, tf.string)
+            if input_name != "inputs":
+                batch = [_read_file(line) for line in batch]
+            inputs = {input_name: tf.constant(batch, tf.string)}
             if use_nbest:
                 out = loaded.signatures["nbest"](
-                    inputs=inputs,
+                    **inputs,
                     beam_size=tf.constant(beam_size, tf.int32),
                     num_hypotheses=tf.constant(n_best, tf.int32),
                     max_length=tf.constant(args.max_length or 0, tf.int32),
                 )
                 texts, scores = out["nbest_outputs"].numpy(), out["nbest_scores"].numpy()
             else:
-                out = loaded.signatures[args.mode](inputs=inputs)
+                out = loaded.signatures[args.mode](**inputs)
                 texts, scores = out["outputs"].numpy()[:, None], out["scores"].numpy()[:, None]
+            for error in out["errors"].numpy() if "errors" in out else []:
+                if error:
+                    print(f"warning: {error.decode('utf-8')} (empty output)", file=sys.stderr)
             for row_texts, row_scores in zip(texts, scores, strict=True):
                 for text, score in zip(row_texts, row_scores, strict=True):
                     line = text.decode("utf-8")
@@ -72,6 +79,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if args.output:
             sink.close()
     return 0
+
+
+def _read_file(path: str) -> bytes:
+    try:
+        return Path(path.strip()).read_bytes()
+    except OSError as error:
+        raise SystemExit(f"cannot read input file {path!r}: {error}") from None
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
@@ -126,12 +140,13 @@ def cmd_align(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from s2s_zoo.models.registry import CATALOG, build_from_catalog
+    from s2s_zoo.models.registry import CATALOG, build_from_catalog, source_kind
 
-    print(f"{'name':<20} {'family':<12} {'parameters':>12}  (vocab {args.vocab} -> {args.vocab})")
+    print(f"{'name':<20} {'family':<12} {'source':<7} {'parameters':>12}  (vocab {args.vocab})")
     for name, (family, _) in sorted(CATALOG.items()):
-        model = build_from_catalog(name, args.vocab, args.vocab)
-        print(f"{name:<20} {family:<12} {model.count_params():>12,}")
+        kind = source_kind(name)
+        model = build_from_catalog(name, args.vocab if kind == "text" else 0, args.vocab)
+        print(f"{name:<20} {family:<12} {kind:<7} {model.count_params():>12,}")
     return 0
 
 
@@ -141,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="decode lines from a file or stdin")
     p.add_argument("--model", required=True, help="exported version dir, e.g. exported/NAME/1")
-    p.add_argument("--input", help="UTF-8 text file, one source per line (default: stdin)")
+    p.add_argument(
+        "--input",
+        help="one source per line (default: stdin): text, or an image/WAV file path for "
+        "captioning and speech models",
+    )
     p.add_argument("--output", help="write here instead of stdout")
     p.add_argument("--mode", choices=["beam", "greedy"], default="beam")
     p.add_argument("--beam-size", type=int, help="per-request beam size (nbest signature)")

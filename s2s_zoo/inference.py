@@ -61,6 +61,8 @@ class Seq2SeqInference(tf.Module):
         self.beam = tf.function(self._beam, input_signature=[inputs])
         if self.has_alignment:
             self.alignment = tf.function(self._alignment, input_signature=[inputs])
+        if preprocessor.kind != "text":
+            self.preprocess = tf.function(self._preprocess, input_signature=[inputs])
         self.nbest = tf.function(
             self._nbest,
             input_signature=[
@@ -82,6 +84,8 @@ class Seq2SeqInference(tf.Module):
         }
         if self.has_alignment:
             named["alignment"] = self.alignment
+        if self.preprocessor.kind != "text":
+            named["preprocess"] = self.preprocess
         return named
 
     @property
@@ -172,6 +176,15 @@ class Seq2SeqInference(tf.Module):
         source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
         outputs["source_tokens"] = self.preprocessor.source_pieces(source_ids, source_lengths)
         return outputs
+
+    def _preprocess(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        """What the encoder sees (decoded images / log-mel features), for debugging
+        clients and for checking that serving and the training pipeline agree."""
+        source, _, errors = self.preprocessor.encode_source(inputs)
+        if self.preprocessor.kind == "image":
+            return {"images": source, "errors": errors}
+        features, frame_mask = source
+        return {"features": features, "frame_mask": frame_mask, "errors": errors}
 
     def _beam(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         d = self.decoding

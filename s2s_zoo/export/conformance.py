@@ -141,6 +141,7 @@ def default_calls(
         {"signature": "beam", "inputs": {input_name: batch}},
         {"signature": "greedy", "inputs": {input_name: batch}},
         {"signature": "alignment", "inputs": {input_name: batch}},
+        {"signature": "preprocess", "inputs": {input_name: batch}},
         {
             "signature": "nbest",
             "inputs": {input_name: batch, "beam_size": 3, "num_hypotheses": 2, "max_length": 0},

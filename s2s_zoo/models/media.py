@@ -168,7 +168,7 @@ class SpeechRecognizer(RNNSeq2Seq):
     def _build_source_layers(self) -> None:
         c = self.config
         self.subsample_convs = [
-            layers.Conv2D(c.conv_channels, 3, strides=2, padding="same", name=f"subsample_{i}")
+            layers.Conv2D(c.conv_channels, 3, strides=2, padding="valid", name=f"subsample_{i}")
             for i in range(2)
         ]
         self.subsample_projection = layers.Dense(c.embedding_dim, name="subsample_proj")
@@ -184,7 +184,10 @@ class SpeechRecognizer(RNNSeq2Seq):
         features, mask = source_inputs
         x = keras.ops.expand_dims(features, -1)
         for conv in self.subsample_convs:
-            mask = mask[:, ::2]  # 'same' padding, stride 2: ceil(T / 2) frames
+            # Explicit symmetric padding: Keras' "same" pads by the parity of the batch's
+            # length, which would shift a short utterance's frames when batched.
+            x = keras.ops.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+            mask = mask[:, ::2]  # output frame i covers input frames 2i-1..2i+1: ceil(T/2)
             x = keras.ops.relu(conv(x))
             # zero padded frames so a longer neighbour in the batch changes nothing
             x = x * keras.ops.cast(mask, x.dtype)[:, :, None, None]

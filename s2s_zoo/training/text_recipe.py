@@ -8,7 +8,6 @@ check -> evaluation of the *exported* model.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,14 +17,12 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from s2s_zoo.bundle import load_bundle, save_bundle
+from s2s_zoo.bundle import load_bundle
 from s2s_zoo.data.numbers import make_number_splits
 from s2s_zoo.data.pipeline import make_dataset
 from s2s_zoo.data.preprocessor import TextPreprocessor
 from s2s_zoo.data.readers import DataFormatError, read_pairs
 from s2s_zoo.data.tokenizer import train_sentencepiece
-from s2s_zoo.export.conformance import check_serving
-from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
 from s2s_zoo.models.registry import build_from_catalog
 from s2s_zoo.training.fit import (
@@ -35,9 +32,15 @@ from s2s_zoo.training.fit import (
     fit,
     set_precision,
 )
+from s2s_zoo.training.recipe_common import (
+    add_common_arguments,
+    decoding_from,
+    export_and_check,
+    model_overrides,
+    train_config_from,
+)
 
 Pairs = list[tuple[str, str]]
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -56,7 +59,6 @@ class TextRecipe:
 
 
 def argument_parser(recipe: TextRecipe, description: str) -> argparse.ArgumentParser:
-    t = recipe.train
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--train", help="training pairs, TSV (source<TAB>target) or JSONL")
     p.add_argument("--valid", help="validation pairs (same formats); required with --train")
@@ -64,40 +66,13 @@ def argument_parser(recipe: TextRecipe, description: str) -> argparse.ArgumentPa
     p.add_argument("--format", choices=["tsv", "jsonl"], help="override format detection")
     p.add_argument("--source-field", default="source", help="JSONL source field name")
     p.add_argument("--target-field", default="target", help="JSONL target field name")
-    p.add_argument("--init-from", help="exported version dir or checkpoint dir to fine-tune")
-    p.add_argument("--export-dir", default=str(REPO_ROOT / "exported"), help="export base")
-    p.add_argument("--name", default=recipe.name, help="model name under the export base")
-    p.add_argument("--checkpoint-dir", help="where to save the training checkpoint bundle")
-    p.add_argument("--epochs", type=int, default=t.epochs)
-    p.add_argument("--batch-size", type=int, default=t.batch_size)
-    p.add_argument("--learning-rate", type=float, default=t.learning_rate)
-    p.add_argument("--label-smoothing", type=float, default=t.label_smoothing)
-    p.add_argument("--max-minutes", type=float, default=t.max_minutes, help="time budget")
-    p.add_argument(
-        "--patience", type=int, default=t.patience, help="early-stopping epochs (0: off)"
-    )
-    p.add_argument("--vocab-size", type=int, default=recipe.vocab_size)
     p.add_argument(
         "--train-size",
         type=int,
         default=recipe.default_train_size,
         help="pairs of the embedded number task (ignored with --train)",
     )
-    p.add_argument("--beam-size", type=int, default=recipe.decoding.beam_size)
-    p.add_argument("--length-penalty", type=float, default=recipe.decoding.length_penalty)
-    p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (GPU)")
-    p.add_argument("--xla", action="store_true", help="jit_compile the training step")
-    p.add_argument("--seed", type=int, default=t.seed)
-    p.add_argument(
-        "--no-serving-check",
-        action="store_true",
-        help="skip the Session-path check of the export (not recommended)",
-    )
-    p.add_argument(
-        "--model-config",
-        default="{}",
-        help="JSON overrides of the model config, e.g. '{\"decoder_units\": 128}'",
-    )
+    add_common_arguments(p, recipe.name, recipe.train, recipe.decoding, recipe.vocab_size)
     return p
 
 
@@ -130,17 +105,9 @@ def load_splits(args: argparse.Namespace) -> dict[str, Pairs]:
 
 def build_inference(recipe: TextRecipe, args: argparse.Namespace, train: Pairs):
     """A fresh model with tokenizers trained on `train`, or the one to fine-tune."""
-    decoding = DecodingConfig(
-        beam_size=args.beam_size,
-        length_penalty=args.length_penalty,
-        num_hypotheses=min(recipe.decoding.num_hypotheses, args.beam_size),
-        max_length_ratio=recipe.decoding.max_length_ratio,
-        max_length_offset=recipe.decoding.max_length_offset,
-        max_length_cap=recipe.decoding.max_length_cap,
-    )
+    decoding = decoding_from(args, recipe.decoding)
+    overrides = model_overrides(args, recipe.model_overrides)
     if args.init_from:
-        if json.loads(args.model_config):
-            raise SystemExit("--model-config cannot change a model loaded with --init-from")
         inference = load_bundle(args.init_from)
         print(f"Fine-tuning from {args.init_from}: its vocabulary and architecture are kept.")
         inference.decoding = decoding
@@ -151,7 +118,6 @@ def build_inference(recipe: TextRecipe, args: argparse.Namespace, train: Pairs):
         recipe.max_source_length,
         recipe.max_target_length,
     )
-    overrides = {**recipe.model_overrides, **json.loads(args.model_config)}
     model = build_from_catalog(
         recipe.model, preprocessor.source_vocab_size, preprocessor.target_vocab_size, **overrides
     )
@@ -201,16 +167,7 @@ def run(recipe: TextRecipe, argv: Sequence[str] | None = None, description: str 
     keras.utils.set_random_seed(args.seed)
     set_precision(args.mixed_precision)
     splits = load_splits(args)
-    train_config = TrainConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        label_smoothing=args.label_smoothing,
-        patience=args.patience,
-        max_minutes=args.max_minutes,
-        jit_compile=args.xla,
-        seed=args.seed,
-    )
+    train_config = train_config_from(args)
     with distribution_strategy().scope():  # several GPUs: MirroredStrategy; else a no-op
         inference = build_inference(recipe, args, splits["train"])
         compile_model(inference.model.training_model, train_config)
@@ -227,26 +184,11 @@ def run(recipe: TextRecipe, argv: Sequence[str] | None = None, description: str 
     valid_ds = make_dataset(splits["valid"], inference.preprocessor, args.batch_size, shuffle=False)
     history = fit(model.training_model, train_ds, valid_ds, train_config)
 
-    export_path = export_saved_model(inference, Path(args.export_dir) / args.name)
-    # one checkpoint per export version, so fine-tuning never overwrites its starting point
-    checkpoint_dir = Path(
-        args.checkpoint_dir or REPO_ROOT / "checkpoints" / args.name / export_path.name
-    )
-    save_bundle(inference, checkpoint_dir)
-    print(f"Checkpoint: {checkpoint_dir}\nExported SavedModel: {export_path}")
-    result: dict[str, Any] = {
-        "export_path": export_path,
-        "checkpoint_dir": checkpoint_dir,
-        "history": history.history,
-    }
-    if not args.no_serving_check:
-        sample = [s for s, _ in splits["valid"][:3]] + ["", "  "]
-        report = check_serving(export_path, inference, texts=sample)
-        if not report.ok:
-            raise SystemExit("Serving check FAILED:\n" + "\n".join(report.mismatches))
-        print(f"Serving check (TF1 Session loader, fresh process): OK for {report.signatures}")
+    sample = [s for s, _ in splits["valid"][:3]] + ["", "  "]
+    result: dict[str, Any] = export_and_check(inference, args, sample)
+    result["history"] = history.history
     eval_pairs = splits.get("test") or splits["valid"]
-    result["metrics"] = evaluate_export(export_path, eval_pairs)
+    result["metrics"] = evaluate_export(result["export_path"], eval_pairs)
     return result
 
 

@@ -1,0 +1,39 @@
+"""Speech recognition, Listen-Attend-Spell style: log-mel frames, 4x convolutional
+subsampling, a bidirectional LSTM encoder and an LSTM decoder with attention.
+
+Features (log-mel, per-utterance normalisation) are computed in the graph with
+tf.signal, by the training pipeline and by the export alike; the export takes
+16 kHz 16-bit PCM WAV bytes. SpecAugment masks training batches.
+
+    python recipes/speech/las.py                                 # embedded espeak-ng task
+    python recipes/speech/las.py --train train.csv --valid dev.csv   # path,transcript
+"""
+
+from s2s_zoo.inference import DecodingConfig
+from s2s_zoo.training.fit import TrainConfig
+from s2s_zoo.training.media_recipe import MediaRecipe, main
+
+RECIPE = MediaRecipe(
+    name="speech_las",
+    model="speech_las",
+    model_overrides={
+        "embedding_dim": 64,
+        "encoder_units": 128,
+        "decoder_units": 256,
+        "encoder_layers": 2,
+        "attention_units": 128,
+        "dropout": 0.1,
+    },
+    front_end={"sample_rate": 16000, "num_mel_bins": 40},
+    train=TrainConfig(epochs=20, batch_size=32, learning_rate=2e-3, patience=3),
+    # frames are 10 ms: allow up to one token per 4 frames, plus 10
+    decoding=DecodingConfig(
+        beam_size=4, num_hypotheses=4, max_length_ratio=0.25, max_length_offset=10
+    ),
+    vocab_size=64,
+    max_target_length=64,
+    spec_augment=True,
+)
+
+if __name__ == "__main__":
+    main(RECIPE, description=__doc__)
