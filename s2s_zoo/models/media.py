@@ -143,6 +143,12 @@ class ImageCaptioner(RNNSeq2Seq):
         c = self.config
         self.backbone = build_backbone(c)
         self.backbone.trainable = c.backbone_trainable
+        if c.backbone_trainable:
+            # Keras Applications use BN momentum 0.999 (for fine-tuning); trained from scratch
+            # for a few thousand steps, inference statistics would lag far behind the weights.
+            for layer in self.backbone.layers:
+                if isinstance(layer, layers.BatchNormalization):
+                    layer.momentum = min(layer.momentum, 0.9)
         self.grid_projection = layers.Dense(c.feature_dim, activation="relu", name="grid_proj")
         self.grid_positions = GridPositions(name="grid_positions")
 
