@@ -65,6 +65,22 @@ def strings(tensor: tf.Tensor) -> list:
 
 TINY_BY_FAMILY = {
     "rnn": {"embedding_dim": 8, "encoder_units": 8, "decoder_units": 16, "attention_units": 8},
+    "image_rnn": {
+        "embedding_dim": 8,
+        "decoder_units": 16,
+        "attention_units": 8,
+        "feature_dim": 16,
+        "image_height": 32,
+        "image_width": 64,
+    },
+    "speech_rnn": {
+        "embedding_dim": 8,
+        "encoder_units": 8,
+        "decoder_units": 16,
+        "attention_units": 8,
+        "conv_channels": 2,
+        "feature_dim": 16,
+    },
     "transformer": {
         "hidden_dim": 16,
         "intermediate_dim": 32,
