@@ -9,12 +9,12 @@ held-out pool, so the test measures reading unseen handwriting.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from s2s_zoo.data.captions import write_caption_tsv
+from s2s_zoo.data.generated_task import is_made, mark_made, split_files
 from s2s_zoo.features.image import encode_png
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -63,11 +63,9 @@ def make_digit_caption_task(
         "max_digits": max_digits,
         "version": 1,
     }
-    files = {split: out_dir / f"{split}.tsv" for split in ("train", "valid", "test")}
-    marker = out_dir / "task.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("params") == params:
-        if all(f.is_file() for f in files.values()):
-            return files
+    files = split_files(out_dir)
+    if is_made(out_dir, params):
+        return files
     digits = load_digits()
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(digits.target))
@@ -88,5 +86,5 @@ def make_digit_caption_task(
             used.append(picks)
         write_caption_tsv(files[split], pairs)
         sources[split] = used
-    marker.write_text(json.dumps({"params": params, "digit_samples": sources}))
+    mark_made(out_dir, params, digit_samples=sources)
     return files

@@ -9,7 +9,6 @@ espeak's 22,050 Hz to the model's rate and written as 16-bit PCM WAVs.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from num2words import num2words
 
+from s2s_zoo.data.generated_task import is_made, mark_made, split_files
 from s2s_zoo.data.speech import load_wav, write_manifest
 from s2s_zoo.features.audio import wav_bytes
 
@@ -66,11 +66,9 @@ def make_spoken_number_task(
         "seed": seed,
         "version": 1,
     }
-    files = {split: out_dir / f"{split}.tsv" for split in ("train", "valid", "test")}
-    marker = out_dir / "task.json"
-    if marker.is_file() and json.loads(marker.read_text()).get("params") == params:
-        if all(f.is_file() for f in files.values()):
-            return files
+    files = split_files(out_dir)
+    if is_made(out_dir, params):
+        return files
     rng = np.random.default_rng(seed)
     numbers = rng.permutation(max_number + 1)
     held_out = numbers[: max(1, len(numbers) // 10)]
@@ -94,7 +92,5 @@ def make_spoken_number_task(
         list(pool_.map(lambda job: _speak(*job), jobs))
     for split, rows in manifests.items():
         write_manifest(files[split], rows)
-    marker.write_text(
-        json.dumps({"params": params, "voices": {k: sorted(v) for k, v in voices.items()}})
-    )
+    mark_made(out_dir, params, voices={k: sorted(v) for k, v in voices.items()})
     return files

@@ -18,7 +18,6 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from s2s_zoo.bundle import load_bundle
 from s2s_zoo.data.readers import DataFormatError
 from s2s_zoo.data.tokenizer import train_sentencepiece
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
@@ -36,6 +35,7 @@ from s2s_zoo.training.recipe_common import (
     add_common_arguments,
     decoding_from,
     export_and_check,
+    load_for_fine_tuning,
     model_overrides,
     train_config_from,
 )
@@ -147,10 +147,7 @@ def build_inference(recipe: MediaRecipe, args: argparse.Namespace, train: Pairs)
     decoding = decoding_from(args, recipe.decoding)
     overrides = model_overrides(args, recipe.model_overrides)
     if args.init_from:
-        inference = load_bundle(args.init_from)
-        print(f"Fine-tuning from {args.init_from}: its vocabulary and architecture are kept.")
-        inference.decoding = decoding
-        return Seq2SeqInference(inference.preprocessor, inference.model, decoding)
+        return load_for_fine_tuning(args.init_from, decoding)
     target_proto = train_sentencepiece([t for _, t in train], args.vocab_size)
     if recipe.kind == "image":
         from s2s_zoo.data.media_preprocessors import ImagePreprocessor

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from s2s_zoo.bundle import save_bundle
+from s2s_zoo.bundle import load_bundle, save_bundle
 from s2s_zoo.export.conformance import check_serving
 from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
@@ -90,6 +90,13 @@ def model_overrides(args: argparse.Namespace, defaults: dict[str, Any]) -> dict[
     if extra and args.init_from:
         raise SystemExit("--model-config cannot change a model loaded with --init-from")
     return {**defaults, **extra}
+
+
+def load_for_fine_tuning(path: str, decoding: DecodingConfig) -> Seq2SeqInference:
+    """The exported or checkpointed model at `path`, with this run's decoding settings."""
+    loaded = load_bundle(path)
+    print(f"Fine-tuning from {path}: its vocabulary and architecture are kept.")
+    return Seq2SeqInference(loaded.preprocessor, loaded.model, decoding)
 
 
 def export_and_check(

@@ -17,7 +17,6 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from s2s_zoo.bundle import load_bundle
 from s2s_zoo.data.numbers import make_number_splits
 from s2s_zoo.data.pipeline import make_dataset
 from s2s_zoo.data.preprocessor import TextPreprocessor
@@ -36,6 +35,7 @@ from s2s_zoo.training.recipe_common import (
     add_common_arguments,
     decoding_from,
     export_and_check,
+    load_for_fine_tuning,
     model_overrides,
     train_config_from,
 )
@@ -108,10 +108,7 @@ def build_inference(recipe: TextRecipe, args: argparse.Namespace, train: Pairs):
     decoding = decoding_from(args, recipe.decoding)
     overrides = model_overrides(args, recipe.model_overrides)
     if args.init_from:
-        inference = load_bundle(args.init_from)
-        print(f"Fine-tuning from {args.init_from}: its vocabulary and architecture are kept.")
-        inference.decoding = decoding
-        return inference
+        return load_for_fine_tuning(args.init_from, decoding)
     preprocessor = TextPreprocessor(
         train_sentencepiece([s for s, _ in train], args.vocab_size),
         train_sentencepiece([t for _, t in train], args.vocab_size),
