@@ -26,7 +26,7 @@ RECIPE = MediaRecipe(
         "dropout": 0.1,
     },
     front_end={"height": 32, "width": 128},
-    train=TrainConfig(epochs=15, batch_size=32, learning_rate=2e-3, patience=3),
+    train=TrainConfig(epochs=30, batch_size=32, learning_rate=2e-3, patience=4),
     # captions do not scale with an input length: a fixed cap of 24 tokens
     decoding=DecodingConfig(
         beam_size=4, num_hypotheses=4, max_length_ratio=0.0, max_length_offset=24
