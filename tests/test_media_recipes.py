@@ -43,6 +43,7 @@ def tiny_caption_recipe():
             "feature_dim": 32,
             "attention_units": 16,
         },
+        front_end={"height": 32, "width": 128},
         default_task={"num_train": 96, "num_valid": 16, "num_test": 16},
     )
 

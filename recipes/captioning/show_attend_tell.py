@@ -25,7 +25,8 @@ RECIPE = MediaRecipe(
         "attention_units": 128,
         "dropout": 0.1,
     },
-    front_end={"height": 32, "width": 128},
+    # the 32 x 128 digit strips are upsampled 2x: a 4 x 16 feature grid at stride 16
+    front_end={"height": 64, "width": 256},
     train=TrainConfig(epochs=30, batch_size=32, learning_rate=2e-3, patience=4),
     # captions do not scale with an input length: a fixed cap of 24 tokens
     decoding=DecodingConfig(
