@@ -249,3 +249,46 @@ def test_speech_padding_neighbours_change_no_logits():
     alone = model.training_model([short, np.ones((1, 13), bool), target[:1]])
     batched = model.training_model([padded, mask, target])
     np.testing.assert_allclose(batched[:1].numpy(), alone.numpy(), atol=1e-5)
+
+
+def test_frozen_backbone_keeps_the_weights_loaded_from_a_local_file(caption_run, tmp_path):
+    """--backbone-weights loads a local file; --freeze-backbone trains the decoder only."""
+    import keras
+
+    from s2s_zoo.bundle import load_bundle
+    from s2s_zoo.models.registry import build_from_catalog
+
+    _, data_dir = caption_run
+    recipe = tiny_caption_recipe()
+    keras.utils.set_random_seed(42)
+    donor = build_from_catalog(
+        "show_attend_tell", 0, 40, image_height=32, image_width=128, **recipe.model_overrides
+    )
+    weights_file = tmp_path / "backbone.weights.h5"
+    donor.backbone.save_weights(str(weights_file))
+    result = run(
+        recipe,
+        [
+            "--data-dir",
+            str(data_dir),
+            "--export-dir",
+            str(tmp_path / "exported"),
+            "--checkpoint-dir",
+            str(tmp_path / "ckpt"),
+            "--backbone-weights",
+            str(weights_file),
+            "--freeze-backbone",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "16",
+            "--vocab-size",
+            "40",
+            "--no-serving-check",
+        ],  # fmt: skip
+    )
+    trained = load_bundle(result["checkpoint_dir"]).model
+    assert trained.config.backbone_trainable is False
+    for got, want in zip(trained.backbone.get_weights(), donor.backbone.get_weights(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert result["history"]["loss"][-1] < result["history"]["loss"][0]
