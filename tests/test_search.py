@@ -125,7 +125,44 @@ def penalty(length: int, alpha: float) -> float:
 # -- exactness ---------------------------------------------------------------------------
 
 
+def make_transformer(seed: int, scale: float = 6.0, eos_shift: float = -2.5):
+    """A tiny random Transformer (cached step), sharpened like `make_model`."""
+    from s2s_zoo.models.transformer import TransformerConfig, TransformerSeq2Seq
+
+    keras.utils.set_random_seed(seed)
+    model = TransformerSeq2Seq(
+        TransformerConfig(
+            source_vocab_size=10,
+            target_vocab_size=TARGET_VOCAB,
+            hidden_dim=16,
+            intermediate_dim=32,
+            num_heads=2,
+            encoder_layers=1,
+            decoder_layers=2,
+            dropout=0.0,
+            max_positions=16,
+            share_embeddings="none",
+        )
+    )
+    projection = model.output_projection
+    projection.kernel.assign(projection.kernel * scale)
+    bias = projection.bias.numpy()
+    bias[EOS] += eos_shift
+    projection.bias.assign(bias)
+    return model
+
+
 def test_wide_beam_is_exhaustive_nbest(model):
+    assert_beam_is_exhaustive(model)
+
+
+def test_wide_beam_is_exhaustive_nbest_for_a_transformer():
+    # seed and EOS bias chosen so the 5 best mix lengths with no near-ties (checked inside)
+    assert_beam_is_exhaustive(make_transformer(2, eos_shift=0.0))
+
+
+def assert_beam_is_exhaustive(model) -> None:
+    """Beam 64 >= every candidate, so its 5 best must be the brute-force 5 best."""
     seqs = all_sequences(MAX_LEN)
     assert len(seqs) == (1 + 3 + 9 + 27) + 81
     exhaustive = sequence_log_probs(model, SOURCES, seqs)
