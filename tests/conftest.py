@@ -87,6 +87,10 @@ TINY_BY_FAMILY = {
         "num_heads": 2,
         "max_positions": 64,
         "dropout": 0.0,
+        # tiny also in depth (transformer_base has 6 + 6); 2 decoder layers keep the
+        # per-layer caches exercised
+        "encoder_layers": 1,
+        "decoder_layers": 2,
     },
 }
 

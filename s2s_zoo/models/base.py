@@ -1,8 +1,9 @@
 """The contract every model family in the zoo keeps, so one search and one exporter serve all.
 
 A family exposes three views that share weights:
-- `training_model`: functional `[source_ids, target_ids] -> logits` (teacher forcing);
-- `encode(source_ids) -> (memory, state)`: memory is what the decoder reads but never
+- `training_model`: functional `[*source, target_ids] -> logits` (teacher forcing); the
+  source is token ids for text, an image batch, or (features, frame_mask) for audio;
+- `encode(source) -> (memory, state)`: memory is what the decoder reads but never
   changes (encoder outputs, attention keys, source mask); state is the decoder cache;
 - `step(token_ids, state, memory) -> (logits, state)`: one decoding position.
 
@@ -32,7 +33,7 @@ class Seq2SeqModel:
         self.training_model: keras.Model
 
     def encode(
-        self, source_ids: tf.Tensor, max_length: tf.Tensor | int | None = None
+        self, source: tf.Tensor | tuple, max_length: tf.Tensor | int | None = None
     ) -> tuple[TensorDict, TensorDict]:
         """`max_length` bounds the decoding steps (sizes fixed caches, e.g. Transformer's)."""
         raise NotImplementedError
