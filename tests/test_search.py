@@ -38,12 +38,16 @@ def make_model(seed: int, scale: float = 6.0, eos_shift: float = -2.5) -> RNNSeq
             attention_units=16,
         )
     )
-    projection = model.output_projection
+    sharpen(model.output_projection, scale, eos_shift)
+    return model
+
+
+def sharpen(projection, scale: float, eos_shift: float) -> None:
+    """Scale the output kernel (peakier choices) and shift the EOS bias (length balance)."""
     projection.kernel.assign(projection.kernel * scale)
     bias = projection.bias.numpy()
     bias[EOS] += eos_shift
     projection.bias.assign(bias)
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -144,11 +148,7 @@ def make_transformer(seed: int, scale: float = 6.0, eos_shift: float = -2.5):
             share_embeddings="none",
         )
     )
-    projection = model.output_projection
-    projection.kernel.assign(projection.kernel * scale)
-    bias = projection.bias.numpy()
-    bias[EOS] += eos_shift
-    projection.bias.assign(bias)
+    sharpen(model.output_projection, scale, eos_shift)
     return model
 
 
