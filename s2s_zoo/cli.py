@@ -51,6 +51,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     n_best = args.n_best or 1
     try:
         for batch in _batches(source, args.batch_size):
+            names = list(batch)
             if input_name != "inputs":
                 batch = [_read_file(line) for line in batch]
             inputs = {input_name: tf.constant(batch, tf.string)}
@@ -65,9 +66,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             else:
                 out = loaded.signatures[args.mode](**inputs)
                 texts, scores = out["outputs"].numpy()[:, None], out["scores"].numpy()[:, None]
-            for error in out["errors"].numpy() if "errors" in out else []:
+            errors = out["errors"].numpy() if "errors" in out else [b""] * len(names)
+            for name, error in zip(names, errors, strict=True):
                 if error:
-                    print(f"warning: {error.decode('utf-8')} (empty output)", file=sys.stderr)
+                    reason = error.decode("utf-8")
+                    print(f"warning: {name}: {reason} (empty output)", file=sys.stderr)
             for row_texts, row_scores in zip(texts, scores, strict=True):
                 for text, score in zip(row_texts, row_scores, strict=True):
                     line = text.decode("utf-8")
