@@ -1,9 +1,15 @@
 """Speech data in the formats users have: CSV/TSV manifests with a header, or JSONL.
 
-Each row names a 16-bit PCM WAV file (relative to the manifest) and its
-transcript. `load_wav` reads a file for the training pipeline and resamples it
-(scipy's polyphase filter) when its rate differs from the model's; the exported
-model itself only accepts the model's rate and says so.
+Each row names a WAV file (relative to the manifest's folder, or absolute) and
+its transcript. Like `readers.read_pairs`, reading is strict: a missing column,
+an empty transcript or a missing audio file raises a `DataFormatError` naming the
+manifest and line, so a bad row is fixed at the source instead of silently
+shrinking the training set.
+
+`load_wav` reads a file for the training pipeline. It returns exactly what the
+exported graph's `AudioFrontEnd.decode_wav` returns for the same bytes when the
+file is at the model's rate, and resamples (scipy's polyphase filter) when it is
+not; the exported model itself only accepts the model's rate and says so.
 """
 
 from __future__ import annotations
@@ -11,94 +17,201 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from s2s_zoo.data.readers import DataFormatError
 
+__all__ = ["load_wav", "read_manifest", "write_manifest"]
+
 Pairs = list[tuple[str, str]]
-FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+PathLike = str | os.PathLike[str]
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".jsonl": "jsonl",
+    ".json": "jsonl",
+    ".ndjson": "jsonl",
+}
+_FORMATS = ("csv", "tsv", "jsonl")
 
 
-def _rows(path: Path, file_format: str):
-    """(line number, dict row) for CSV/TSV (header row) or JSONL."""
-    with open(path, encoding="utf-8", newline="") as f:
-        if file_format == "jsonl":
-            for number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise DataFormatError(str(path), number, f"invalid JSON: {error.msg}") from None
-                if not isinstance(row, dict):
-                    raise DataFormatError(str(path), number, "expected a JSON object")
-                yield number, row
-            return
-        reader = csv.DictReader(f, delimiter="," if file_format == "csv" else "\t")
-        for row in reader:
-            yield reader.line_num, row
+def _manifest_format(path: Path, file_format: str | None) -> str:
+    """The explicit format, else the one the extension names; never a guess."""
+    if file_format is not None:
+        fmt = file_format.lower().lstrip(".")
+        if fmt not in _FORMATS:
+            raise ValueError(f"{path}: unknown file_format {file_format!r}; use one of {_FORMATS}")
+        return fmt
+    suffix = path.suffix.lower()
+    if suffix not in _EXTENSIONS:
+        shown = repr(suffix) if suffix else "no extension"
+        raise ValueError(
+            f"{path}: cannot tell the manifest format from {shown}; name it .csv, .tsv or "
+            f".jsonl, or pass file_format='csv', 'tsv' or 'jsonl'"
+        )
+    return _EXTENSIONS[suffix]
+
+
+def _jsonl_rows(path: Path, lines: Iterator[str]) -> Iterator[tuple[int, dict]]:
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataFormatError(str(path), number, f"invalid JSON: {error.msg}") from None
+        if not isinstance(row, dict):
+            found = type(row).__name__
+            raise DataFormatError(str(path), number, f"expected a JSON object, found {found}")
+        yield number, row
+
+
+def _table_rows(
+    path: Path, lines: Iterator[str], delimiter: str, fields: tuple[str, str]
+) -> Iterator[tuple[int, dict]]:
+    """Rows of a headed CSV/TSV; TSV fields are taken literally (quotes are text)."""
+    quoting = csv.QUOTE_MINIMAL if delimiter == "," else csv.QUOTE_NONE
+    reader = csv.DictReader(lines, delimiter=delimiter, quoting=quoting)
+    header = reader.fieldnames or []
+    for field in fields:
+        if field not in header:
+            shown = ", ".join(repr(name) for name in header) or "nothing"
+            raise DataFormatError(
+                str(path), 1, f"missing column {field!r} in the header (found {shown})"
+            )
+    for row in reader:
+        if None in row or None in row.values():
+            raise DataFormatError(
+                str(path), reader.line_num, f"expected {len(header)} fields like the header"
+            )
+        yield reader.line_num, row
+
+
+def _pair(path: Path, number: int, row: dict, fields: tuple[str, str]) -> tuple[str, str]:
+    """(absolute audio path, whitespace-normalised transcript) of one row, checked."""
+    values = []
+    for field in fields:
+        if field not in row:
+            keys = ", ".join(repr(k) for k in row) or "none"
+            raise DataFormatError(str(path), number, f"missing field {field!r}; keys: {keys}")
+        if not isinstance(row[field], str):
+            kind = type(row[field]).__name__
+            raise DataFormatError(
+                str(path), number, f"field {field!r} must be a string, not {kind}"
+            )
+        values.append(row[field])
+    audio_field, transcript = values[0].strip(), " ".join(values[1].split())
+    if not transcript:
+        raise DataFormatError(str(path), number, f"empty transcript (field {fields[1]!r})")
+    if not audio_field:
+        raise DataFormatError(str(path), number, f"empty audio path (field {fields[0]!r})")
+    audio = (path.resolve().parent / audio_field).resolve()
+    if not audio.is_file():
+        raise DataFormatError(str(path), number, f"audio file not found: {audio}")
+    return str(audio), transcript
 
 
 def read_manifest(
-    path: str | Path,
+    path: PathLike,
     path_field: str = "path",
     transcript_field: str = "transcript",
     file_format: str | None = None,
 ) -> Pairs:
-    """(absolute audio path, transcript) pairs; errors name the manifest and line."""
+    """(absolute audio path, transcript) pairs from a CSV, TSV or JSONL manifest.
+
+    CSV/TSV need a header row naming the columns (other columns are ignored);
+    JSONL has one object per line. The format comes from the extension unless
+    `file_format` is given. Transcripts have their whitespace collapsed.
+    """
     path = Path(path)
-    file_format = file_format or FORMATS.get(path.suffix.lower())
-    if file_format not in ("csv", "tsv", "jsonl"):
-        raise DataFormatError(
-            str(path), 0, "unknown manifest format: use .csv, .tsv or .jsonl (or file_format=)"
-        )
-    base = path.resolve().parent
+    fmt = _manifest_format(path, file_format)
+    fields = (path_field, transcript_field)
+    if path_field == transcript_field:
+        raise ValueError(f"path_field and transcript_field must differ, both are {path_field!r}")
     pairs: Pairs = []
-    for number, row in _rows(path, file_format):
-        for field in (path_field, transcript_field):
-            if row.get(field) is None:
-                raise DataFormatError(str(path), number, f"missing field {field!r}")
-        transcript = " ".join(str(row[transcript_field]).split())
-        if not transcript:
-            raise DataFormatError(str(path), number, "empty transcript")
-        audio = (base / str(row[path_field]).strip()).resolve()
-        if not audio.is_file():
-            raise DataFormatError(str(path), number, f"audio file not found: {audio}")
-        pairs.append((str(audio), transcript))
+    # utf-8-sig: spreadsheet exports often start with a byte-order mark
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        if fmt == "jsonl":
+            rows = _jsonl_rows(path, handle)
+        else:
+            rows = _table_rows(path, handle, "," if fmt == "csv" else "\t", fields)
+        for number, row in rows:
+            pairs.append(_pair(path, number, row, fields))
     if not pairs:
         raise DataFormatError(str(path), 0, "no (audio, transcript) rows")
     return pairs
 
 
-def write_manifest(path: str | Path, pairs: Pairs) -> None:
-    """TSV manifest with a `path<TAB>transcript` header; paths relative to its folder."""
+def write_manifest(path: PathLike, pairs: Pairs) -> None:
+    """TSV manifest with a `path<TAB>transcript` header, the inverse of `read_manifest`.
+
+    Audio paths under the manifest's folder are written relative to it (so the
+    folder can be moved), others absolute.
+    """
     path = Path(path)
     base = path.resolve().parent
     lines = ["path\ttranscript\n"]
-    for audio, transcript in pairs:
-        lines.append(f"{Path(audio).resolve().relative_to(base)}\t{transcript}\n")
+    for index, (audio, transcript) in enumerate(pairs):
+        for value in (str(audio), transcript):
+            if any(char in value for char in "\t\r\n") or not value.strip():
+                raise ValueError(f"pair {index}: empty or contains a tab/newline: {value!r}")
+        resolved = Path(audio).resolve()
+        shown = resolved.relative_to(base) if resolved.is_relative_to(base) else resolved
+        lines.append(f"{shown.as_posix()}\t{transcript}\n")
     path.write_text("".join(lines), encoding="utf-8")
 
 
-def load_wav(path: str | Path, sample_rate: int) -> np.ndarray:
-    """float32 mono samples in [-1, 1] at `sample_rate`; 16-bit PCM WAV files only."""
-    path = Path(path)
+def _read_pcm16(path: Path) -> tuple[np.ndarray, int]:
+    """([frames, channels] float32 = int16 / 32768, sample rate) of a 16-bit PCM WAV."""
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+        raise ValueError(f"{path}: not a WAV file (no RIFF/WAVE header)")
     try:
-        with wave.open(str(path), "rb") as w:
-            width, channels, rate = w.getsampwidth(), w.getnchannels(), w.getframerate()
-            raw = w.readframes(w.getnframes())
+        with wave.open(str(path), "rb") as reader:
+            width, channels, rate = (
+                reader.getsampwidth(),
+                reader.getnchannels(),
+                reader.getframerate(),
+            )
+            raw = reader.readframes(reader.getnframes())
     except (wave.Error, EOFError) as error:
-        raise ValueError(f"{path}: not a PCM WAV file ({error})") from None
+        raise ValueError(
+            f"{path}: unsupported WAV ({error}); only uncompressed 16-bit PCM is supported"
+        ) from None
     if width != 2:
         raise ValueError(f"{path}: {8 * width}-bit samples; only 16-bit PCM is supported")
-    samples = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
-    samples = samples.reshape(-1, channels).mean(axis=1)
-    if rate != sample_rate:
-        from scipy.signal import resample_poly
+    whole = len(raw) - len(raw) % (2 * channels)  # a cut-off file ends mid-frame
+    pcm = np.frombuffer(raw[:whole], "<i2").reshape(-1, channels)
+    return pcm.astype(np.float32) / np.float32(32768.0), rate
 
-        gcd = math.gcd(rate, sample_rate)
-        samples = resample_poly(samples, sample_rate // gcd, rate // gcd).astype(np.float32)
-    return samples
+
+def _resample(samples: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
+    """Polyphase resampling to round(len * sample_rate / rate) samples."""
+    from scipy.signal import resample_poly  # only needed when rates differ
+
+    gcd = math.gcd(rate, sample_rate)
+    up, down = sample_rate // gcd, rate // gcd
+    target = (2 * len(samples) * up + down) // (2 * down)  # round half up
+    resampled = resample_poly(samples.astype(np.float64), up, down)[:target]
+    return np.clip(resampled, -1.0, 1.0).astype(np.float32)
+
+
+def load_wav(path: PathLike, sample_rate: int) -> np.ndarray:
+    """float32 mono samples in [-1, 1] at `sample_rate` from a 16-bit PCM WAV file.
+
+    Channels are averaged. At the file's own rate the result equals the exported
+    graph's `decode_wav` (int16 / 32768); other rates are resampled with scipy.
+    Anything but 16-bit PCM raises a ValueError naming the file and the reason.
+    """
+    path = Path(path)
+    frames, rate = _read_pcm16(path)
+    samples = frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0]
+    if rate != sample_rate:
+        samples = _resample(samples, rate, int(sample_rate))
+    return np.ascontiguousarray(samples, np.float32)

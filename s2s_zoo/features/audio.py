@@ -1,9 +1,20 @@
 """WAV bytes -> log-mel features, in the graph, for training and serving alike.
 
-TF Serving has only core TF ops, so WAV parsing is `tf.audio.decode_wav` and the
-features are `tf.signal`. A decoder error would fail the whole request, so each
-item's header is checked first (RIFF/WAVE, 16-bit PCM, the model's sample rate)
-and only good items are decoded; the others get zero samples and an error string.
+TF Serving has only core TF ops, so WAV parsing is `tf.strings`/`tf.io.decode_raw`
+plus `tf.audio.decode_wav`, and the features are `tf.signal`. A decoder error would
+fail the whole request, so each item's RIFF chunks are parsed first and only items
+that are 16-bit PCM at the model's rate reach the decoder; the others get zero
+samples and an error string, and the rest of the batch is unaffected.
+
+Chunk layout: the parser walks the RIFF chunk list (word-aligned, as the spec and
+Python's `wave` module have it) to find `fmt ` and `data` wherever they are, so
+files with `LIST`, `JUNK`, `bext`, ... chunks before or between them are accepted.
+`tf.audio.decode_wav` itself rejects many such layouts (and truncated data chunks),
+so it is given a canonical 44-byte-header copy of the item rebuilt from the parsed
+fields: whatever passes the checks here cannot fail in the decoder. A data chunk
+that claims more bytes than the file holds (a cut-off or streamed recording) is
+read up to the last whole sample frame, as `wave` does. Multi-channel files are
+averaged to mono, as `s2s_zoo.data.speech.load_wav` does for training.
 
 Features are log-mel energies of 25 ms frames every 10 ms, normalised per
 utterance and per mel bin over its own frames only, so padding a batch with a
@@ -19,18 +30,100 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-_HEADER = 44  # canonical RIFF header: "fmt " chunk first, then "data"
+__all__ = [
+    "AudioFrontEnd",
+    "EMPTY_AUDIO",
+    "NOT_WAV",
+    "SHORT_AUDIO",
+    "UNSUPPORTED_ENCODING",
+    "wav_bytes",
+]
+
+NOT_WAV = "not a RIFF/WAVE file"
+UNSUPPORTED_ENCODING = "unsupported WAV encoding: only 16-bit PCM"
+EMPTY_AUDIO = "empty audio"
+SHORT_AUDIO = "audio shorter than one analysis frame"
+_NO_FMT = "invalid WAV file: no complete 'fmt ' chunk"
+_NO_DATA = "invalid WAV file: no 'data' chunk"
+_MAX_CHANNELS = 16
+_BAD_CHANNELS = f"unsupported WAV channel count: 1 to {_MAX_CHANNELS} channels"
+_RATE_ERROR = "sample rate {} Hz, model expects {} Hz"
+
+_MAX_CHUNKS = 64  # chunks scanned for `fmt ` and `data`; real files have a handful
+_LOG_FLOOR = 1e-6  # log(power + floor): silence stays finite
+_VAR_FLOOR = 1e-5  # a constant mel bin normalises to 0, not to inf
+_MAX_TIME_MASK_FRACTION = 0.2  # SpecAugment's p: one time mask covers <= 1/5 of an utterance
 
 
-def _le_int(data: tf.Tensor, offset: int, size: int) -> tf.Tensor:
-    """Little-endian unsigned integer of `size` (2 or 4) bytes at `offset` of a scalar string."""
-    raw = tf.io.decode_raw(tf.strings.substr(data, offset, size), tf.uint8)
-    weights = tf.constant([256**i for i in range(size)], tf.int64)
+# -- byte helpers (scalar string in, scalar out; never out of range) ----------------------
+
+
+def _slice(data: tf.Tensor, size: tf.Tensor, pos: tf.Tensor, width: int) -> tf.Tensor:
+    """`width` bytes of `data` at `pos`, zero-filled past the end (substr would raise)."""
+    pos = tf.clip_by_value(tf.cast(pos, tf.int64), 0, size)
+    raw = tf.strings.substr(data, pos, tf.constant(width, tf.int64))
+    return tf.strings.substr(tf.strings.join([raw, b"\0" * width]), 0, width)
+
+
+def _read_uint(data: tf.Tensor, size: tf.Tensor, pos: tf.Tensor, width: int) -> tf.Tensor:
+    """Little-endian unsigned integer of `width` bytes at `pos`, as int64."""
+    raw = tf.io.decode_raw(_slice(data, size, pos, width), tf.uint8)
+    weights = tf.constant([256**i for i in range(width)], tf.int64)
     return tf.reduce_sum(tf.cast(raw, tf.int64) * weights)
 
 
+def _le_bytes(value: tf.Tensor, width: int) -> tf.Tensor:
+    """int64 scalar -> its `width` little-endian bytes as a scalar string."""
+    shifts = tf.constant([8 * i for i in range(width)], tf.int64)
+    digits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(value, shifts), 255)
+    table = tf.constant([bytes([i]) for i in range(256)])
+    return tf.strings.reduce_join(tf.gather(table, digits))
+
+
+def _find_chunks(data: tf.Tensor, size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Offsets of the first `fmt ` and `data` chunk headers (-1 when absent)."""
+
+    def unfinished(offset, fmt, dat):
+        return tf.logical_and(offset + 8 <= size, tf.logical_or(fmt < 0, dat < 0))
+
+    def step(offset, fmt, dat):
+        chunk_id = tf.strings.substr(data, offset, tf.constant(4, tf.int64))
+        chunk_size = _read_uint(data, size, offset + 4, 4)
+        fmt = tf.where(tf.logical_and(tf.equal(chunk_id, b"fmt "), fmt < 0), offset, fmt)
+        dat = tf.where(tf.logical_and(tf.equal(chunk_id, b"data"), dat < 0), offset, dat)
+        return offset + 8 + chunk_size + chunk_size % 2, fmt, dat  # chunks are word-aligned
+
+    none = tf.constant(-1, tf.int64)
+    start = (tf.constant(12, tf.int64), none, none)
+    _, fmt, dat = tf.while_loop(unfinished, step, start, maximum_iterations=_MAX_CHUNKS)
+    return fmt, dat
+
+
+def _fmt_fields(data: tf.Tensor, size: tf.Tensor, fmt: tf.Tensor) -> tuple[tf.Tensor, ...]:
+    """(complete?, audio format, channels, sample rate, bits per sample) of the `fmt ` chunk
+    whose header is at `fmt` (garbage but harmless when incomplete)."""
+    complete = tf.logical_and(fmt >= 0, fmt + 24 <= size)
+    complete = tf.logical_and(complete, _read_uint(data, size, fmt + 4, 4) >= 16)
+    audio_format = _read_uint(data, size, fmt + 8, 2)
+    channels = _read_uint(data, size, fmt + 10, 2)
+    rate = _read_uint(data, size, fmt + 12, 4)
+    bits = _read_uint(data, size, fmt + 22, 2)
+    return complete, audio_format, channels, rate, bits
+
+
+def _first_error(checks: list[tuple[tf.Tensor, Any]]) -> tf.Tensor:
+    """The message of the first failed check, "" when all pass."""
+    error = tf.constant("")
+    for failed, message in reversed(checks):
+        error = tf.where(failed, message, error)
+    return error
+
+
 class AudioFrontEnd(tf.Module):
-    """Decode 16-bit PCM WAVs and compute normalised log-mel features; no variables."""
+    """Decode 16-bit PCM WAVs and compute normalised log-mel features; no variables.
+
+    `upper_hz` is capped at the Nyquist frequency, so the defaults also suit 8 kHz.
+    """
 
     def __init__(
         self,
@@ -50,25 +143,43 @@ class AudioFrontEnd(tf.Module):
         self.fft_length = int(fft_length)
         self.lower_hz = float(lower_hz)
         self.upper_hz = float(min(upper_hz, sample_rate / 2))
-        self.frame_length = int(round(sample_rate * frame_length_ms / 1000))
-        self.frame_step = int(round(sample_rate * frame_step_ms / 1000))
+        self.frame_length = int(round(self.sample_rate * self.frame_length_ms / 1000))
+        self.frame_step = int(round(self.sample_rate * self.frame_step_ms / 1000))
+        self._validate()
+        with tf.init_scope():  # a constant even if built while tracing
+            self.mel_matrix = tf.constant(
+                tf.signal.linear_to_mel_weight_matrix(
+                    self.num_mel_bins,
+                    self.fft_length // 2 + 1,
+                    self.sample_rate,
+                    self.lower_hz,
+                    self.upper_hz,
+                ).numpy()
+            )
+
+    def _validate(self) -> None:
+        if self.sample_rate < 1 or self.num_mel_bins < 1:
+            raise ValueError("sample_rate and num_mel_bins must be positive")
+        if self.frame_length < 1 or self.frame_step < 1:
+            raise ValueError("frame_length_ms and frame_step_ms must span at least one sample")
         if self.frame_length > self.fft_length:
-            raise ValueError("fft_length must be at least the frame length in samples")
-        self.mel_matrix = tf.constant(
-            tf.signal.linear_to_mel_weight_matrix(
-                self.num_mel_bins,
-                self.fft_length // 2 + 1,
-                self.sample_rate,
-                self.lower_hz,
-                self.upper_hz,
-            ).numpy()
-        )
+            raise ValueError(
+                f"fft_length {self.fft_length} is shorter than a frame "
+                f"({self.frame_length} samples)"
+            )
+        if not 0.0 <= self.lower_hz < self.upper_hz:
+            raise ValueError(
+                f"need 0 <= lower_hz < upper_hz (upper capped at Nyquist), "
+                f"got {self.lower_hz} and {self.upper_hz}"
+            )
 
     @property
     def feature_dim(self) -> int:
+        """Size of one feature vector (the model's input width)."""
         return self.num_mel_bins
 
     def get_config(self) -> dict[str, Any]:
+        """JSON-serialisable constructor arguments, saved next to the weights."""
         return {
             "sample_rate": self.sample_rate,
             "num_mel_bins": self.num_mel_bins,
@@ -81,41 +192,66 @@ class AudioFrontEnd(tf.Module):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> AudioFrontEnd:
+        """Rebuild from `get_config()` output; unknown keys are an error."""
         return cls(**config)
 
     # -- decoding -------------------------------------------------------------------------
 
-    def header_error(self, data: tf.Tensor) -> tf.Tensor:
-        """Scalar bytes -> "" if a canonical 16-bit PCM WAV at our rate, else the reason."""
-        padded = tf.strings.join([data, tf.constant(b"\0" * _HEADER)])  # substr stays in range
+    def _check_one(self, data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Scalar bytes -> (error, channels, data offset, whole-frame data bytes)."""
+        size = tf.cast(tf.strings.length(data), tf.int64)
+        head = _slice(data, size, 0, 12)
         is_wav = tf.logical_and(
-            tf.equal(tf.strings.substr(padded, 0, 4), b"RIFF"),
-            tf.equal(tf.strings.substr(padded, 8, 4), b"WAVE"),
+            tf.equal(tf.strings.substr(head, 0, 4), b"RIFF"),
+            tf.equal(tf.strings.substr(head, 8, 4), b"WAVE"),
         )
-        fmt_first = tf.equal(tf.strings.substr(padded, 12, 4), b"fmt ")
-        pcm16 = tf.logical_and(
-            tf.equal(_le_int(padded, 20, 2), 1), tf.equal(_le_int(padded, 34, 2), 16)
+        fmt, dat = _find_chunks(data, size)
+        fmt_ok, audio_format, channels, rate, bits = _fmt_fields(data, size, fmt)
+        frame_bytes = 2 * tf.maximum(channels, 1)
+        available = tf.minimum(_read_uint(data, size, dat + 4, 4), size - (dat + 8))
+        num_bytes = available - available % frame_bytes  # whole sample frames only
+        samples = num_bytes // frame_bytes
+        error = _first_error(
+            [
+                (tf.logical_or(size < 12, tf.logical_not(is_wav)), NOT_WAV),
+                (tf.logical_not(fmt_ok), _NO_FMT),
+                (tf.logical_or(audio_format != 1, bits != 16), UNSUPPORTED_ENCODING),
+                (tf.logical_or(channels < 1, channels > _MAX_CHANNELS), _BAD_CHANNELS),
+                (dat < 0, _NO_DATA),
+                (
+                    rate != self.sample_rate,
+                    tf.strings.format(_RATE_ERROR, (rate, self.sample_rate)),
+                ),
+                (samples == 0, EMPTY_AUDIO),
+                (samples < self.frame_length, SHORT_AUDIO),
+            ]
         )
-        rate = _le_int(padded, 24, 4)
-        rate_error = tf.strings.format(
-            "sample rate {} Hz, model expects {} Hz", (rate, self.sample_rate)
-        )
-        error = tf.where(tf.equal(rate, self.sample_rate), "", rate_error)
-        error = tf.where(pcm16, error, "unsupported WAV encoding: only 16-bit PCM")
-        error = tf.where(fmt_first, error, "unsupported WAV layout: the fmt chunk must come first")
-        error = tf.where(is_wav, error, "not a RIFF/WAVE file")
-        return tf.where(tf.strings.length(data) == 0, "empty input", error)
+        return error, channels, dat + 8, num_bytes
+
+    def _canonical_wav(self, data, channels, start, num_bytes) -> tf.Tensor:
+        """A 44-byte-header WAV holding the item's samples, which decode_wav always accepts."""
+        block = 2 * channels
+        header = [
+            b"RIFF",
+            _le_bytes(36 + num_bytes, 4),
+            b"WAVEfmt \x10\0\0\0\x01\0",  # chunk size 16, format 1 (PCM)
+            _le_bytes(channels, 2),
+            _le_bytes(tf.constant(self.sample_rate, tf.int64), 4),
+            _le_bytes(self.sample_rate * block, 4),
+            _le_bytes(block, 2),
+            b"\x10\0data",  # 16 bits per sample
+            _le_bytes(num_bytes, 4),
+            tf.strings.substr(data, start, num_bytes),
+        ]
+        return tf.strings.join(header)
 
     def _decode_one(self, data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        error = self.header_error(data)
+        error, channels, start, num_bytes = self._check_one(data)
 
         def decode():
-            audio, _ = tf.audio.decode_wav(data, desired_channels=1)
-            samples = audio[:, 0]
-            n = tf.shape(samples)[0]
-            short = tf.where(n == 0, "empty audio", "audio shorter than one frame")
-            problem = tf.where(n < self.frame_length, short, "")
-            return samples[: tf.where(tf.equal(problem, ""), n, 0)], problem
+            wav = self._canonical_wav(data, channels, start, num_bytes)
+            audio, _ = tf.audio.decode_wav(wav, desired_channels=-1)
+            return tf.reduce_mean(audio, axis=1), error
 
         def reject():
             return tf.zeros([0], tf.float32), error
@@ -123,9 +259,15 @@ class AudioFrontEnd(tf.Module):
         return tf.cond(tf.equal(error, ""), decode, reject)
 
     def decode_wav(self, wav_bytes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """[batch] WAV bytes -> (float32 [batch, samples] zero-padded, lengths, errors)."""
+        """[batch] WAV bytes -> (float32 [batch, max_samples] zero-padded, int32 lengths,
+        error strings). Bad items get length 0 and a reason; good ones get "".
+
+        Samples are int16 / 32768, multi-channel files averaged to mono. Besides
+        the format errors, audio shorter than one analysis frame is rejected
+        (`SHORT_AUDIO`): it would give the encoder no frames at all.
+        """
         wav_bytes = tf.convert_to_tensor(wav_bytes, tf.string)
-        ragged, errors = tf.map_fn(
+        samples, errors = tf.map_fn(
             self._decode_one,
             wav_bytes,
             fn_output_signature=(
@@ -133,21 +275,24 @@ class AudioFrontEnd(tf.Module):
                 tf.TensorSpec([], tf.string),
             ),
         )
-        ragged = tf.RaggedTensor.from_tensor(ragged) if isinstance(ragged, tf.Tensor) else ragged
-        lengths = tf.cast(ragged.row_lengths(), tf.int32)
-        return ragged.to_tensor(0.0), lengths, errors
+        lengths = tf.cast(samples.row_lengths(), tf.int32)
+        return samples.to_tensor(0.0), lengths, errors
 
     # -- features -------------------------------------------------------------------------
 
-    def frames(self, lengths: tf.Tensor) -> tf.Tensor:
-        """Complete frames in `lengths` samples (a partial last frame is dropped)."""
+    def num_frames(self, lengths: tf.Tensor) -> tf.Tensor:
+        """Whole analysis frames in `lengths` samples (a partial last frame is dropped)."""
+        lengths = tf.convert_to_tensor(lengths)
         full = (lengths - self.frame_length) // self.frame_step + 1
-        return tf.where(lengths >= self.frame_length, full, 0)
+        return tf.where(lengths >= self.frame_length, full, tf.zeros_like(full))
 
-    def features(self, waveforms: tf.Tensor, lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """-> (normalised log-mel [batch, frames, mels], frame mask [batch, frames])."""
+    def log_mel(self, waveforms: tf.Tensor) -> tf.Tensor:
+        """[batch, samples] -> un-normalised log-mel power [batch, frames, mels].
+
+        Frame k only sees samples [k * step, k * step + frame_length), so the valid
+        frames of an item do not depend on what padding follows it.
+        """
         waveforms = tf.convert_to_tensor(waveforms, tf.float32)
-        lengths = tf.cast(lengths, tf.int32)
         short = tf.maximum(self.frame_length - tf.shape(waveforms)[1], 0)
         waveforms = tf.pad(waveforms, [[0, 0], [0, short]])  # always at least one frame
         stft = tf.signal.stft(
@@ -159,14 +304,25 @@ class AudioFrontEnd(tf.Module):
             pad_end=False,
         )
         power = tf.math.square(tf.abs(stft))
-        log_mel = tf.math.log(tf.tensordot(power, self.mel_matrix, 1) + 1e-6)
-        mask = tf.sequence_mask(self.frames(lengths), tf.shape(log_mel)[1])
+        return tf.math.log(tf.tensordot(power, self.mel_matrix, 1) + _LOG_FLOOR)
+
+    def features(self, waveforms: tf.Tensor, lengths: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """-> (normalised log-mel float32 [batch, frames, mels], frame mask bool [batch, frames]).
+
+        Each utterance is normalised per mel bin over its valid frames only; frames
+        past them are 0 and masked out, so batching changes no valid value.
+        """
+        log_mel = self.log_mel(waveforms)
+        lengths = tf.minimum(tf.cast(lengths, tf.int32), tf.shape(waveforms)[1])
+        mask = tf.sequence_mask(self.num_frames(lengths), tf.shape(log_mel)[1])
         weights = tf.cast(mask, tf.float32)[..., None]
         count = tf.maximum(tf.reduce_sum(weights, axis=1, keepdims=True), 1.0)
         mean = tf.reduce_sum(log_mel * weights, axis=1, keepdims=True) / count
-        var = tf.reduce_sum(tf.square(log_mel - mean) * weights, axis=1, keepdims=True) / count
-        normalised = (log_mel - mean) * tf.math.rsqrt(var + 1e-5) * weights
-        return normalised, mask
+        centred = (log_mel - mean) * weights
+        var = tf.reduce_sum(tf.square(centred), axis=1, keepdims=True) / count
+        return centred * tf.math.rsqrt(var + _VAR_FLOOR), mask
+
+    # -- augmentation ---------------------------------------------------------------------
 
     def spec_augment(
         self,
@@ -174,43 +330,68 @@ class AudioFrontEnd(tf.Module):
         frame_mask: tf.Tensor,
         *,
         freq_masks: int = 2,
-        freq_width: int = 8,
+        freq_width: int = 10,
         time_masks: int = 2,
         time_width: int = 20,
         seed: int | None = None,
     ) -> tf.Tensor:
-        """SpecAugment-style masking (training only): zero random mel bands and time spans
-        (zero is the normalised mean), time spans inside each utterance's own frames."""
+        """SpecAugment-style masking for training batches: zero (the normalised mean)
+        random mel bands and time spans, drawn per utterance.
+
+        Time spans lie inside each utterance's valid frames and cover at most a fifth
+        of them. Stateful random ops, so a tf.data `map` draws new masks per batch;
+        `seed` makes the sequence of masks reproducible.
+        """
+        features = tf.convert_to_tensor(features)
         shape = tf.shape(features)
         batch, time, bins = shape[0], shape[1], shape[2]
         valid = tf.reduce_sum(tf.cast(frame_mask, tf.int32), axis=1)
-        keep = tf.ones_like(features)
+        draws = iter(range(2 * (freq_masks + time_masks)))
+
+        def uniform(upper: tf.Tensor) -> tf.Tensor:
+            """Per-utterance integers in [0, upper] (inclusive), upper >= 0."""
+            op_seed = None if seed is None else seed + next(draws)
+            u = tf.random.uniform([batch], 0.0, 1.0, seed=op_seed)
+            return tf.minimum(tf.cast(u * tf.cast(upper + 1, tf.float32), tf.int32), upper)
+
+        def span(length, max_width, limit):
+            """[batch, length] bool: a random span of width <= max_width inside [0, limit)."""
+            width = uniform(tf.minimum(max_width, limit))
+            start = uniform(limit - width)
+            steps = tf.range(length)[None, :]
+            return (steps >= start[:, None]) & (steps < (start + width)[:, None])
+
+        keep = tf.ones_like(features, dtype=tf.bool)
         for _ in range(freq_masks):
-            width = tf.random.uniform([batch], 0, freq_width + 1, tf.int32, seed=seed)
-            start = tf.random.uniform([batch], 0, 1, seed=seed) * tf.cast(bins - width, tf.float32)
-            start = tf.cast(start, tf.int32)
-            band = tf.range(bins)[None, :]
-            hit = (band >= start[:, None]) & (band < (start + width)[:, None])
-            keep *= 1.0 - tf.cast(hit, features.dtype)[:, None, :]
+            band = span(bins, freq_width, tf.fill([batch], bins))
+            keep &= ~band[:, None, :]
+        longest = tf.cast(tf.cast(valid, tf.float32) * _MAX_TIME_MASK_FRACTION, tf.int32)
         for _ in range(time_masks):
-            width = tf.minimum(
-                tf.random.uniform([batch], 0, time_width + 1, tf.int32, seed=seed), valid // 5
-            )
-            room = tf.cast(tf.maximum(valid - width, 0), tf.float32)
-            start = tf.cast(tf.random.uniform([batch], 0, 1, seed=seed) * room, tf.int32)
-            steps = tf.range(time)[None, :]
-            hit = (steps >= start[:, None]) & (steps < (start + width)[:, None])
-            keep *= 1.0 - tf.cast(hit, features.dtype)[:, :, None]
-        return features * keep
+            spell = span(time, tf.minimum(time_width, longest), valid)
+            keep &= ~spell[:, :, None]
+        return tf.where(keep, features, tf.zeros_like(features))
 
 
 def wav_bytes(waveform: np.ndarray, sample_rate: int) -> bytes:
-    """float waveform in [-1, 1] -> 16-bit PCM mono WAV bytes (stdlib `wave`)."""
-    pcm = np.clip(np.round(np.asarray(waveform, np.float64) * 32768.0), -32768, 32767)
+    """float samples in [-1, 1] -> 16-bit PCM WAV bytes (stdlib `wave`), for data and tests.
+
+    `waveform` is [samples] (mono) or [samples, channels]; values are scaled by
+    32768, rounded and clipped, so `decode_wav` returns round(x * 32768) / 32768.
+    """
+    samples = np.asarray(waveform, np.float64)
+    if samples.ndim == 1:
+        samples = samples[:, None]
+    if samples.ndim != 2 or samples.shape[1] < 1:
+        raise ValueError(f"waveform must be [samples] or [samples, channels], got {samples.shape}")
+    if not np.all(np.isfinite(samples)):
+        raise ValueError("waveform contains NaN or infinite values")
+    if int(sample_rate) < 1:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    pcm = np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2")
     buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(int(sample_rate))
-        w.writeframes(pcm.astype("<i2").tobytes())
+    with wave.open(buffer, "wb") as writer:
+        writer.setnchannels(samples.shape[1])
+        writer.setsampwidth(2)
+        writer.setframerate(int(sample_rate))
+        writer.writeframes(pcm.tobytes())
     return buffer.getvalue()
