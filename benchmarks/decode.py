@@ -19,8 +19,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 import tensorflow_text  # noqa: E402,F401
 
-from s2s_zoo.data.numbers import make_number_splits  # noqa: E402
 from s2s_zoo.export.saved_model import existing_versions  # noqa: E402
+from s2s_zoo.tasks.translation.numbers import make_number_splits  # noqa: E402
 
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "exported/translation_gru_bahdanau"
 

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from s2s_zoo.data.gettext_corpus import DEFAULT_LOCALE_DIR, build_corpus
 from s2s_zoo.data.readers import write_pairs
+from s2s_zoo.tasks.translation.gettext_corpus import DEFAULT_LOCALE_DIR, build_corpus
 from s2s_zoo.training.text_recipe import run
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes" / "translation"

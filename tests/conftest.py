@@ -6,13 +6,13 @@ import keras
 import pytest
 import tensorflow as tf
 
-from s2s_zoo.data.numbers import make_number_splits
 from s2s_zoo.data.pipeline import make_dataset
 from s2s_zoo.data.preprocessor import TextPreprocessor
 from s2s_zoo.data.tokenizer import train_sentencepiece
 from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
 from s2s_zoo.models.registry import build_from_catalog
+from s2s_zoo.tasks.translation.numbers import make_number_splits
 from s2s_zoo.training.fit import TrainConfig, compile_model, fit
 
 TINY = {"embedding_dim": 16, "encoder_units": 16, "decoder_units": 32, "attention_units": 16}
@@ -97,7 +97,7 @@ TINY_BY_FAMILY = {
 
 @pytest.fixture(scope="session")
 def tiny_preprocessor():
-    from s2s_zoo.data.numbers import number_pair
+    from s2s_zoo.tasks.translation.numbers import number_pair
 
     pairs = [number_pair(n) for n in range(0, 1000, 7)]
     return pairs, TextPreprocessor(

@@ -123,7 +123,7 @@ TONES = {"low": 300.0, "middle": 1000.0, "high": 3000.0}
 
 def media_examples(kind: str, tmp_path) -> list[tuple[str, str]]:
     """Files the model can learn from: solid colours named, or pure tones named by pitch."""
-    from s2s_zoo.features.audio import wav_bytes
+    from s2s_zoo.data.wav_files import wav_bytes
     from s2s_zoo.features.image import encode_png
 
     rng = np.random.default_rng(0)

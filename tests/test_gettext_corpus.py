@@ -7,7 +7,12 @@ from pathlib import Path
 import polib
 import pytest
 
-from s2s_zoo.data.gettext_corpus import CatalogError, build_corpus, read_catalog, split_of
+from s2s_zoo.tasks.translation.gettext_corpus import (
+    CatalogError,
+    build_corpus,
+    read_catalog,
+    split_of,
+)
 
 
 def write_mo(path: Path, entries: list[polib.MOEntry]) -> Path:

@@ -74,7 +74,7 @@ def test_coco_captions_and_field_errors(tmp_path, images):
 
 
 def test_digit_caption_task_is_deterministic_with_held_out_handwriting(tmp_path):
-    from s2s_zoo.data.digit_captions import WORDS, make_digit_caption_task
+    from s2s_zoo.tasks.captioning.digit_strips import WORDS, make_digit_caption_task
 
     a = make_digit_caption_task(tmp_path / "a", num_train=20, num_valid=4, num_test=6, seed=3)
     b = make_digit_caption_task(tmp_path / "b", num_train=20, num_valid=4, num_test=6, seed=3)

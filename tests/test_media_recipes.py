@@ -154,7 +154,7 @@ def test_bad_images_get_an_error_and_leave_the_batch_alone(caption_run):
 
 
 def test_bad_wavs_get_an_error_and_leave_the_batch_alone(speech_run):
-    from s2s_zoo.features.audio import wav_bytes
+    from s2s_zoo.data.wav_files import wav_bytes
 
     result, data_dir = speech_run
     good = [p.read_bytes() for p in _first_files(data_dir, "test", n=2)]

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from s2s_zoo.data.numbers import number_pair
 from s2s_zoo.data.pipeline import make_dataset
 from s2s_zoo.data.preprocessor import TextPreprocessor
 from s2s_zoo.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, train_sentencepiece
+from s2s_zoo.tasks.translation.numbers import number_pair
 
 # 0..60 plus a few long ones, and one duplicate pair: the epoch must be a multiset.
 PAIRS = [number_pair(n) for n in [*range(61), 342, 777, 1971, 88_888, 342]]

@@ -7,9 +7,9 @@ import pytest
 import sentencepiece as spm
 import tensorflow as tf
 
-from s2s_zoo.data.numbers import number_pair
 from s2s_zoo.data.preprocessor import TextPreprocessor
 from s2s_zoo.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, train_sentencepiece
+from s2s_zoo.tasks.translation.numbers import number_pair
 
 NUMBERS = [*range(0, 41), 42, 57, 71, 80, 91, 99, 100, 342, 1000]
 PAIRS = [number_pair(n) for n in NUMBERS]

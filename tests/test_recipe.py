@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from s2s_zoo.data.numbers import number_pair
 from s2s_zoo.data.readers import DataFormatError, write_pairs
 from s2s_zoo.inference import DecodingConfig
+from s2s_zoo.tasks.translation.numbers import number_pair
 from s2s_zoo.training.fit import TrainConfig
 from s2s_zoo.training.text_recipe import TextRecipe, run
 from tests.conftest import TINY

@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from s2s_zoo.data.asr_manifests import read_manifest, write_manifest
 from s2s_zoo.data.readers import DataFormatError
-from s2s_zoo.data.speech import load_wav, read_manifest, write_manifest
-from s2s_zoo.features.audio import AudioFrontEnd, wav_bytes
+from s2s_zoo.data.wav_files import load_wav, wav_bytes
+from s2s_zoo.features.audio import AudioFrontEnd
 
 
 def tone(rate: int, seconds: float = 0.5, hz: float = 440.0) -> np.ndarray:
@@ -200,7 +201,7 @@ def test_load_wav_keeps_the_whole_frames_of_a_cut_off_file(tmp_path):
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_spoken_number_task_holds_out_voices_and_is_reused(tmp_path):
-    from s2s_zoo.data.espeak_numbers import TEST_VARIANTS, make_spoken_number_task
+    from s2s_zoo.tasks.speech.espeak_numbers import TEST_VARIANTS, make_spoken_number_task
 
     sizes = {"num_train": 6, "num_valid": 2, "num_test": 2}
     files = make_spoken_number_task(tmp_path / "a", seed=3, **sizes)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from s2s_zoo.data.numbers import number_pair
 from s2s_zoo.data.pipeline import make_dataset
+from s2s_zoo.tasks.translation.numbers import number_pair
 from s2s_zoo.training.fit import TrainConfig, compile_model, fit
 from tests.conftest import make_tiny_inference
 

@@ -68,7 +68,7 @@ def make_image_dataset(
 
 def load_waveforms(pairs: Pairs, sample_rate: int) -> list[np.ndarray]:
     """Every file of `pairs` as float32 mono at `sample_rate` (resampled when needed)."""
-    from s2s_zoo.data.speech import load_wav
+    from s2s_zoo.data.wav_files import load_wav
 
     return [load_wav(path, sample_rate) for path, _ in pairs]
 
@@ -113,7 +113,7 @@ def make_audio_dataset(
     def featurize(waves, lengths, transcripts):
         features, frame_mask = front_end.features(waves, lengths)
         if spec_augment:
-            features = front_end.spec_augment(features, frame_mask)
+            features = spec_augment(features, frame_mask)
         target_in, target_out = preprocessor.target_in_out(transcripts)
         return (features, frame_mask, target_in), target_out
 

@@ -14,7 +14,7 @@ so it is given a canonical 44-byte-header copy of the item rebuilt from the pars
 fields: whatever passes the checks here cannot fail in the decoder. A data chunk
 that claims more bytes than the file holds (a cut-off or streamed recording) is
 read up to the last whole sample frame, as `wave` does. Multi-channel files are
-averaged to mono, as `s2s_zoo.data.speech.load_wav` does for training.
+averaged to mono, as `s2s_zoo.data.asr_manifests.load_wav` does for training.
 
 Features are log-mel energies of 25 ms frames every 10 ms, normalised per
 utterance and per mel bin over its own frames only, so padding a batch with a
@@ -23,11 +23,8 @@ longer neighbour changes nothing.
 
 from __future__ import annotations
 
-import io
-import wave
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 
 __all__ = [
@@ -36,7 +33,6 @@ __all__ = [
     "NOT_WAV",
     "SHORT_AUDIO",
     "UNSUPPORTED_ENCODING",
-    "wav_bytes",
 ]
 
 NOT_WAV = "not a RIFF/WAVE file"
@@ -52,7 +48,6 @@ _RATE_ERROR = "sample rate {} Hz, model expects {} Hz"
 _MAX_CHUNKS = 64  # chunks scanned for `fmt ` and `data`; real files have a handful
 _LOG_FLOOR = 1e-6  # log(power + floor): silence stays finite
 _VAR_FLOOR = 1e-5  # a constant mel bin normalises to 0, not to inf
-_MAX_TIME_MASK_FRACTION = 0.2  # SpecAugment's p: one time mask covers <= 1/5 of an utterance
 
 
 # -- byte helpers (scalar string in, scalar out; never out of range) ----------------------
@@ -321,77 +316,3 @@ class AudioFrontEnd(tf.Module):
         centred = (log_mel - mean) * weights
         var = tf.reduce_sum(tf.square(centred), axis=1, keepdims=True) / count
         return centred * tf.math.rsqrt(var + _VAR_FLOOR), mask
-
-    # -- augmentation ---------------------------------------------------------------------
-
-    def spec_augment(
-        self,
-        features: tf.Tensor,
-        frame_mask: tf.Tensor,
-        *,
-        freq_masks: int = 2,
-        freq_width: int = 10,
-        time_masks: int = 2,
-        time_width: int = 20,
-        seed: int | None = None,
-    ) -> tf.Tensor:
-        """SpecAugment-style masking for training batches: zero (the normalised mean)
-        random mel bands and time spans, drawn per utterance.
-
-        Time spans lie inside each utterance's valid frames and cover at most a fifth
-        of them. Stateful random ops, so a tf.data `map` draws new masks per batch;
-        `seed` makes the sequence of masks reproducible.
-        """
-        features = tf.convert_to_tensor(features)
-        shape = tf.shape(features)
-        batch, time, bins = shape[0], shape[1], shape[2]
-        valid = tf.reduce_sum(tf.cast(frame_mask, tf.int32), axis=1)
-        draws = iter(range(2 * (freq_masks + time_masks)))
-
-        def uniform(upper: tf.Tensor) -> tf.Tensor:
-            """Per-utterance integers in [0, upper] (inclusive), upper >= 0."""
-            op_seed = None if seed is None else seed + next(draws)
-            u = tf.random.uniform([batch], 0.0, 1.0, seed=op_seed)
-            return tf.minimum(tf.cast(u * tf.cast(upper + 1, tf.float32), tf.int32), upper)
-
-        def span(length, max_width, limit):
-            """[batch, length] bool: a random span of width <= max_width inside [0, limit)."""
-            width = uniform(tf.minimum(max_width, limit))
-            start = uniform(limit - width)
-            steps = tf.range(length)[None, :]
-            return (steps >= start[:, None]) & (steps < (start + width)[:, None])
-
-        keep = tf.ones_like(features, dtype=tf.bool)
-        for _ in range(freq_masks):
-            band = span(bins, freq_width, tf.fill([batch], bins))
-            keep &= ~band[:, None, :]
-        longest = tf.cast(tf.cast(valid, tf.float32) * _MAX_TIME_MASK_FRACTION, tf.int32)
-        for _ in range(time_masks):
-            spell = span(time, tf.minimum(time_width, longest), valid)
-            keep &= ~spell[:, :, None]
-        return tf.where(keep, features, tf.zeros_like(features))
-
-
-def wav_bytes(waveform: np.ndarray, sample_rate: int) -> bytes:
-    """float samples in [-1, 1] -> 16-bit PCM WAV bytes (stdlib `wave`), for data and tests.
-
-    `waveform` is [samples] (mono) or [samples, channels]; values are scaled by
-    32768, rounded and clipped, so `decode_wav` returns round(x * 32768) / 32768.
-    """
-    samples = np.asarray(waveform, np.float64)
-    if samples.ndim == 1:
-        samples = samples[:, None]
-    if samples.ndim != 2 or samples.shape[1] < 1:
-        raise ValueError(f"waveform must be [samples] or [samples, channels], got {samples.shape}")
-    if not np.all(np.isfinite(samples)):
-        raise ValueError("waveform contains NaN or infinite values")
-    if int(sample_rate) < 1:
-        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
-    pcm = np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2")
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(samples.shape[1])
-        writer.setsampwidth(2)
-        writer.setframerate(int(sample_rate))
-        writer.writeframes(pcm.tobytes())
-    return buffer.getvalue()

@@ -106,7 +106,7 @@ def _read(recipe: MediaRecipe, args: argparse.Namespace, path: str) -> Pairs:
                 raise SystemExit("--image-dir is required with COCO-style JSON annotations")
             return read_coco_captions(path, args.image_dir)
         return read_caption_tsv(path)
-    from s2s_zoo.data.speech import read_manifest
+    from s2s_zoo.data.asr_manifests import read_manifest
 
     return read_manifest(path, path_field=args.path_field, transcript_field=args.transcript_field)
 
@@ -129,11 +129,11 @@ def load_splits(recipe: MediaRecipe, args: argparse.Namespace) -> dict[str, Pair
 
 def default_task(recipe: MediaRecipe) -> Callable[..., dict[str, Path]]:
     if recipe.kind == "image":
-        from s2s_zoo.data.digit_captions import make_digit_caption_task
+        from s2s_zoo.tasks.captioning.digit_strips import make_digit_caption_task
 
         print("No --train given: handwritten-digit strings (scikit-learn digits) -> words.")
         return make_digit_caption_task
-    from s2s_zoo.data.espeak_numbers import make_spoken_number_task
+    from s2s_zoo.tasks.speech.espeak_numbers import make_spoken_number_task
 
     print("No --train given: spoken numbers rendered by espeak-ng, test voices held out.")
     return make_spoken_number_task

@@ -17,13 +17,13 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from s2s_zoo.data.numbers import make_number_splits
 from s2s_zoo.data.pipeline import make_dataset
 from s2s_zoo.data.preprocessor import TextPreprocessor
 from s2s_zoo.data.readers import DataFormatError, read_pairs
 from s2s_zoo.data.tokenizer import train_sentencepiece
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
 from s2s_zoo.models.registry import build_from_catalog
+from s2s_zoo.tasks.translation.numbers import make_number_splits
 from s2s_zoo.training.fit import (
     TrainConfig,
     compile_model,

@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 from num2words import num2words
 
-from s2s_zoo.data.generated_task import is_made, mark_made, split_files
-from s2s_zoo.data.speech import load_wav, write_manifest
-from s2s_zoo.features.audio import wav_bytes
+from s2s_zoo.data.asr_manifests import write_manifest
+from s2s_zoo.data.wav_files import load_wav, wav_bytes
+from s2s_zoo.tasks.generated import is_made, mark_made, split_files
 
 __all__ = [
     "ACCENTS",

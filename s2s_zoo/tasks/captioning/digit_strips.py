@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from s2s_zoo.data.captions import write_caption_tsv
-from s2s_zoo.data.generated_task import is_made, mark_made, split_files
 from s2s_zoo.features.image import encode_png
+from s2s_zoo.tasks.generated import is_made, mark_made, split_files
 
 WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 HEIGHT, WIDTH = 32, 128

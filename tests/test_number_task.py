@@ -1,10 +1,10 @@
-"""Tests for s2s_zoo.data.numbers: the built-in English -> French number task."""
+"""Tests for s2s_zoo.tasks.translation.numbers: the built-in English -> French number task."""
 
 from __future__ import annotations
 
 import pytest
 
-from s2s_zoo.data.numbers import make_number_splits, number_pair
+from s2s_zoo.tasks.translation.numbers import make_number_splits, number_pair
 
 
 def test_number_pair_examples():

@@ -5,28 +5,19 @@ its transcript. Like `readers.read_pairs`, reading is strict: a missing column,
 an empty transcript or a missing audio file raises a `DataFormatError` naming the
 manifest and line, so a bad row is fixed at the source instead of silently
 shrinking the training set.
-
-`load_wav` reads a file for the training pipeline. It returns exactly what the
-exported graph's `AudioFrontEnd.decode_wav` returns for the same bytes when the
-file is at the model's rate, and resamples (scipy's polyphase filter) when it is
-not; the exported model itself only accepts the model's rate and says so.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
 import os
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-
 from s2s_zoo.data.readers import DataFormatError
 
-__all__ = ["load_wav", "read_manifest", "write_manifest"]
+__all__ = ["read_manifest", "write_manifest"]
 
 Pairs = list[tuple[str, str]]
 PathLike = str | os.PathLike[str]
@@ -164,54 +155,3 @@ def write_manifest(path: PathLike, pairs: Pairs) -> None:
         shown = resolved.relative_to(base) if resolved.is_relative_to(base) else resolved
         lines.append(f"{shown.as_posix()}\t{transcript}\n")
     path.write_text("".join(lines), encoding="utf-8")
-
-
-def _read_pcm16(path: Path) -> tuple[np.ndarray, int]:
-    """([frames, channels] float32 = int16 / 32768, sample rate) of a 16-bit PCM WAV."""
-    with open(path, "rb") as handle:
-        head = handle.read(12)
-    if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
-        raise ValueError(f"{path}: not a WAV file (no RIFF/WAVE header)")
-    try:
-        with wave.open(str(path), "rb") as reader:
-            width, channels, rate = (
-                reader.getsampwidth(),
-                reader.getnchannels(),
-                reader.getframerate(),
-            )
-            raw = reader.readframes(reader.getnframes())
-    except (wave.Error, EOFError) as error:
-        raise ValueError(
-            f"{path}: unsupported WAV ({error}); only uncompressed 16-bit PCM is supported"
-        ) from None
-    if width != 2:
-        raise ValueError(f"{path}: {8 * width}-bit samples; only 16-bit PCM is supported")
-    whole = len(raw) - len(raw) % (2 * channels)  # a cut-off file ends mid-frame
-    pcm = np.frombuffer(raw[:whole], "<i2").reshape(-1, channels)
-    return pcm.astype(np.float32) / np.float32(32768.0), rate
-
-
-def _resample(samples: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
-    """Polyphase resampling to round(len * sample_rate / rate) samples."""
-    from scipy.signal import resample_poly  # only needed when rates differ
-
-    gcd = math.gcd(rate, sample_rate)
-    up, down = sample_rate // gcd, rate // gcd
-    target = (2 * len(samples) * up + down) // (2 * down)  # round half up
-    resampled = resample_poly(samples.astype(np.float64), up, down)[:target]
-    return np.clip(resampled, -1.0, 1.0).astype(np.float32)
-
-
-def load_wav(path: PathLike, sample_rate: int) -> np.ndarray:
-    """float32 mono samples in [-1, 1] at `sample_rate` from a 16-bit PCM WAV file.
-
-    Channels are averaged. At the file's own rate the result equals the exported
-    graph's `decode_wav` (int16 / 32768); other rates are resampled with scipy.
-    Anything but 16-bit PCM raises a ValueError naming the file and the reason.
-    """
-    path = Path(path)
-    frames, rate = _read_pcm16(path)
-    samples = frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0]
-    if rate != sample_rate:
-        samples = _resample(samples, rate, int(sample_rate))
-    return np.ascontiguousarray(samples, np.float32)

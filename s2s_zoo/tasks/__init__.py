@@ -1,0 +1,1 @@
+"""Tasks: what the data is (readers, source front end, default corpus, metrics)."""

@@ -1,0 +1,1 @@
+"""Speech recognition: WAV bytes in, transcript out; default task is spoken numbers."""

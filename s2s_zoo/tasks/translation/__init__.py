@@ -1,0 +1,1 @@
+"""Translation: text pairs; default tasks are generated number words and gettext catalogs."""
