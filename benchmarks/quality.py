@@ -20,7 +20,7 @@ from pathlib import Path
 
 from s2s_zoo.data.readers import write_pairs
 from s2s_zoo.tasks.translation.gettext_corpus import DEFAULT_LOCALE_DIR, build_corpus
-from s2s_zoo.training.text_recipe import run
+from s2s_zoo.training.runner import run
 
 RECIPES_DIR = Path(__file__).resolve().parents[1] / "recipes" / "translation"
 

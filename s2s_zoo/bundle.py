@@ -1,8 +1,13 @@
-"""A trained model on disk: config, tokenizers, decoding settings and weights.
+"""A trained model on disk: config, tokenizers, decoding settings (and weights).
 
-The same directory layout is a training checkpoint and the `assets.extra/s2s_zoo/`
-folder inside every export, so `--init-from` accepts either and fine-tuning
-always continues with the exact vocabulary and architecture it started from.
+One layout serves two places:
+- a **checkpoint** directory (`checkpoints/NAME/VERSION/`), with the weights in
+  `model.weights.h5`;
+- the `assets.extra/s2s_zoo/` folder inside every export, *without* a weights file:
+  the SavedModel's own variables hold the weights once, and `load_bundle` reads
+  them back through the export's `model_weights` collection.
+`--init-from` accepts either, so fine-tuning always continues with the exact
+vocabulary and architecture it started from.
 """
 
 from __future__ import annotations
@@ -11,71 +16,104 @@ import dataclasses
 import json
 from pathlib import Path
 
-from s2s_zoo.data.preprocessor import TextPreprocessor
+from s2s_zoo.data.preprocessor import load_preprocessor
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
 from s2s_zoo.models.registry import build_from_json
 
 BUNDLE_IN_EXPORT = Path("assets.extra") / "s2s_zoo"
-FILES = ("model.json", "preprocessor.json", "decoding.json", "target.spm.model", "model.weights.h5")
-TEXT_FILES = ("source.spm.model",)  # only text sources have a source vocabulary
+CONFIG_FILES = ("model.json", "preprocessor.json", "decoding.json")
+WEIGHTS_FILE = "model.weights.h5"
+WEIGHTS_COLLECTION = "model_weights"  # the export's variable collection, in model order
 
 
-def save_bundle(inference: Seq2SeqInference, directory: str | Path) -> Path:
-    """Write everything needed to rebuild `inference` into `directory`."""
+def save_bundle(
+    inference: Seq2SeqInference,
+    directory: str | Path,
+    weights: bool = True,
+    task: str | None = None,
+) -> Path:
+    """Write everything needed to rebuild `inference` into `directory`.
+
+    `task` (a registered task name) lets `s2s-zoo evaluate` read test files for it.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     pre = inference.preprocessor
+    if task:
+        (directory / "task.json").write_text(json.dumps({"task": task}))
     (directory / "model.json").write_text(inference.model.config_json())
     (directory / "preprocessor.json").write_text(json.dumps(pre.get_config(), indent=2))
     (directory / "decoding.json").write_text(
         json.dumps(dataclasses.asdict(inference.decoding), indent=2)
     )
-    if pre.kind == "text":
-        (directory / "source.spm.model").write_bytes(pre.source_proto)
-    (directory / "target.spm.model").write_bytes(pre.target_proto)
-    inference.model.training_model.save_weights(str(directory / "model.weights.h5"))
+    pre.save(directory)
+    if weights:
+        inference.model.training_model.save_weights(str(directory / WEIGHTS_FILE))
     return directory
 
 
 def resolve_bundle_dir(path: str | Path) -> Path:
-    """Accept a bundle directory or an exported version directory (`exported/NAME/1`)."""
+    """Accept a bundle directory, an exported version directory (`exported/NAME/1`), or a
+    folder of versions (`checkpoints/NAME`, `exported/NAME`: the highest version)."""
     path = Path(path)
+    versions = sorted(
+        (int(p.name), p) for p in path.glob("[0-9]*") if p.name.isdigit() and p.is_dir()
+    )
+    if versions and not (path / "model.json").is_file():
+        path = versions[-1][1]
     for candidate in (path, path / BUNDLE_IN_EXPORT):
         if (candidate / "model.json").is_file():
-            kind = _preprocessor_config(candidate).get("kind", "text")
-            needed = FILES + (TEXT_FILES if kind == "text" else ())
-            missing = [f for f in needed if not (candidate / f).is_file()]
+            missing = [f for f in CONFIG_FILES if not (candidate / f).is_file()]
+            if candidate == path and not (path / WEIGHTS_FILE).is_file():
+                missing.append(WEIGHTS_FILE)
             if missing:
                 raise FileNotFoundError(
                     f"{candidate} is an incomplete s2s-zoo bundle: missing {missing}"
                 )
             return candidate
     raise FileNotFoundError(
-        f"{path} is neither an s2s-zoo checkpoint (model.json, *.spm.model, model.weights.h5) "
-        f"nor an exported SavedModel version directory containing {BUNDLE_IN_EXPORT}/"
+        f"{path} is neither an s2s-zoo checkpoint (model.json, preprocessor.json, "
+        f"{WEIGHTS_FILE}, ...) nor an exported SavedModel version directory containing "
+        f"{BUNDLE_IN_EXPORT}/"
     )
 
 
 def load_bundle(path: str | Path, load_weights: bool = True) -> Seq2SeqInference:
     """Rebuild the model, tokenizers and decoding settings saved by `save_bundle`."""
     directory = resolve_bundle_dir(path)
-    pre_cfg = _preprocessor_config(directory)
-    kind = pre_cfg.pop("kind", "text")
-    target_proto = (directory / "target.spm.model").read_bytes()
-    if kind == "text":
-        source_proto = (directory / "source.spm.model").read_bytes()
-        preprocessor = TextPreprocessor(source_proto, target_proto, **pre_cfg)
-    else:
-        from s2s_zoo.data.media_preprocessors import media_preprocessor_from_config
-
-        preprocessor = media_preprocessor_from_config({"kind": kind, **pre_cfg}, target_proto)
+    preprocessor = load_preprocessor(
+        directory, json.loads((directory / "preprocessor.json").read_text())
+    )
     model = build_from_json((directory / "model.json").read_text())
     if load_weights:
-        model.training_model.load_weights(str(directory / "model.weights.h5"))
+        if (directory / WEIGHTS_FILE).is_file():
+            model.training_model.load_weights(str(directory / WEIGHTS_FILE))
+        else:  # an export: the weights live in the SavedModel's variables
+            _load_export_weights(model.training_model, directory.parents[1])
     decoding = DecodingConfig(**json.loads((directory / "decoding.json").read_text()))
     return Seq2SeqInference(preprocessor, model, decoding)
 
 
-def _preprocessor_config(directory: Path) -> dict:
-    path = directory / "preprocessor.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
+def bundle_task(path: str | Path) -> str | None:
+    """The task name a bundle was trained for, when it recorded one."""
+    marker = resolve_bundle_dir(path) / "task.json"
+    return json.loads(marker.read_text())["task"] if marker.is_file() else None
+
+
+def _load_export_weights(model, export_dir: Path) -> None:
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(export_dir))
+    saved = list(getattr(loaded, WEIGHTS_COLLECTION, []))
+    if len(saved) != len(model.weights):
+        raise ValueError(
+            f"{export_dir} holds {len(saved)} model weights, the rebuilt model has "
+            f"{len(model.weights)}: the export does not match its own model.json"
+        )
+    for variable, value in zip(model.weights, saved, strict=True):
+        if tuple(variable.shape) != tuple(value.shape):
+            raise ValueError(
+                f"{export_dir}: weight {variable.path} has shape {tuple(value.shape)} in the "
+                f"export and {tuple(variable.shape)} in the rebuilt model"
+            )
+        variable.assign(value.numpy())

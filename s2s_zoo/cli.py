@@ -1,13 +1,16 @@
-"""`s2s-zoo` command line: predict with, inspect and check exported SavedModels; list models.
+"""`s2s-zoo` command line: train any task with any catalog model, export checkpoints,
+evaluate, predict with, inspect and check exported SavedModels; list models.
 
-Everything here works on exported SavedModels through their signatures, the same
+Decoding commands work on exported SavedModels through their signatures, the same
 way TF Serving does, so what the CLI prints is what a server would return.
+TensorFlow's C++ start-up chatter is silenced unless `--verbose` is given.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -21,6 +24,10 @@ def _load(model_dir: str):
     if not (path / "saved_model.pb").is_file():
         raise SystemExit(f"{path} is not a SavedModel version directory (no saved_model.pb)")
     return tf.saved_model.load(str(path))
+
+
+def _input_name(loaded) -> str:
+    return next(iter(loaded.signatures["greedy"].structured_input_signature[1]))
 
 
 def _batches(lines: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -44,7 +51,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             "--beam-size/--n-best/--max-length apply to beam search, not --mode greedy"
         )
     # text models take "inputs"; captioning "images" and speech "audio", given as file paths
-    input_name = next(iter(loaded.signatures["greedy"].structured_input_signature[1]))
+    input_name = _input_name(loaded)
     source = open(args.input, encoding="utf-8") if args.input else sys.stdin
     sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     beam_size = args.beam_size or max(args.n_best or 1, 4)
@@ -100,8 +107,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"  input  {key}: {spec.dtype.name} {spec.shape}")
         for key, spec in sorted(fn.structured_outputs.items()):
             print(f"  output {key}: {spec.dtype.name} {spec.shape}")
-    bundle = Path(args.model) / "assets.extra" / "s2s_zoo"
-    for name in ("model.json", "preprocessor.json", "decoding.json"):
+    from s2s_zoo.bundle import BUNDLE_IN_EXPORT
+
+    bundle = Path(args.model) / BUNDLE_IN_EXPORT
+    for name in ("task.json", "model.json", "preprocessor.json", "decoding.json"):
         path = bundle / name
         if path.is_file():
             print(f"{name}:\n{json.dumps(json.loads(path.read_text()), indent=2)}")
@@ -112,9 +121,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     from s2s_zoo.bundle import load_bundle
     from s2s_zoo.export.conformance import check_serving
 
-    texts = args.text or ["", "hello world"]
+    input_name = _input_name(_load(args.model))
+    samples: list[str | bytes] = list(args.text or ["", "hello world"])
+    if input_name != "inputs":  # media models: samples are files, sent as bytes
+        samples = [_read_file(s) if Path(s).is_file() else s.encode("utf-8") for s in samples]
     inference = None if args.no_compare else load_bundle(args.model)
-    report = check_serving(args.model, inference, texts=texts)
+    report = check_serving(args.model, inference, texts=samples, input_name=input_name)
     print(f"signatures: {report.signatures}")
     if report.ok:
         what = "loaded and ran" if inference is None else "match the in-process model"
@@ -143,18 +155,58 @@ def cmd_align(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from s2s_zoo.models.registry import CATALOG, build_from_catalog, source_kind
+    from s2s_zoo.models.registry import CATALOG, build_from_catalog, source_features
 
-    print(f"{'name':<20} {'family':<12} {'source':<7} {'parameters':>12}  (vocab {args.vocab})")
-    for name, (family, _) in sorted(CATALOG.items()):
-        kind = source_kind(name)
-        model = build_from_catalog(name, args.vocab if kind == "text" else 0, args.vocab)
-        print(f"{name:<20} {family:<12} {kind:<7} {model.count_params():>12,}")
+    print(f"{'name':<20} {'encoder':<16} {'decoder':<12} {'source':<15} {'parameters':>11}")
+    for name, e in sorted(CATALOG.items()):
+        model = build_from_catalog(name, args.vocab, args.vocab)
+        print(
+            f"{name:<20} {e.encoder:<16} {e.decoder:<12} {source_features(name):<15} "
+            f"{model.count_params():>11,}  {e.about}"
+        )
+    print(f"(parameter counts for vocabularies of {args.vocab})")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
+    from s2s_zoo.training.runner import main as run_main
+    from s2s_zoo.training.runner import recipe_for
+
+    run_main(recipe_for(args.task, args.model, args.name), argv=rest)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, rest: list[str]) -> int:
+    from s2s_zoo.training.runner import evaluate_main
+
+    evaluate_main(args.model, args.test, args.task, rest)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from s2s_zoo.bundle import bundle_task, load_bundle
+    from s2s_zoo.export.conformance import check_serving
+    from s2s_zoo.export.saved_model import export_saved_model
+
+    inference = load_bundle(args.source)
+    path = export_saved_model(
+        inference, Path(args.export_dir) / args.name, task=bundle_task(args.source)
+    )
+    print(f"Exported SavedModel: {path}")
+    if not args.no_serving_check:
+        report = check_serving(path, inference, texts=["", "hello world"])
+        if not report.ok:
+            print("Serving check FAILED:\n" + "\n".join(report.mismatches))
+            return 1
+        print(f"Serving check (TF1 Session loader, fresh process): OK for {report.signatures}")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="s2s-zoo", description=__doc__)
+    parser.add_argument(
+        "--verbose", action="store_true", help="keep TensorFlow's C++ start-up messages"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("predict", help="decode lines from a file or stdin")
@@ -189,6 +241,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", default="alignment.png", help="PNG file to write")
     p.set_defaults(func=cmd_align)
 
+    p = sub.add_parser(
+        "train",
+        help="train TASK with catalog MODEL (other options: see `s2s-zoo train --task T "
+        "--model M --help`)",
+        add_help=False,
+    )
+    p.add_argument("--task", required=True, help="translation, captioning, speech, ...")
+    p.add_argument("--model", required=True, help="a catalog entry (`s2s-zoo models`)")
+    p.add_argument("--name", help="export name (default: TASK_MODEL)")
+    p.set_defaults(func=cmd_train, passes_rest=True)
+
+    p = sub.add_parser("evaluate", help="score an exported model on a test file", add_help=False)
+    p.add_argument("--model", required=True, help="exported version dir, e.g. exported/NAME/1")
+    p.add_argument("--test", required=True, help="test data in the task's formats")
+    p.add_argument("--task", help="default: the task recorded in the export")
+    p.set_defaults(func=cmd_evaluate, passes_rest=True)
+
+    p = sub.add_parser("export", help="export a checkpoint as the next SavedModel version")
+    p.add_argument("--from", dest="source", required=True, help="checkpoint or export dir")
+    p.add_argument("--export-dir", default="exported", help="export base directory")
+    p.add_argument("--name", required=True, help="model name under the export base")
+    p.add_argument("--no-serving-check", action="store_true")
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("models", help="list the model catalog with parameter counts")
     p.add_argument("--vocab", type=int, default=8000, help="vocabulary size for the counts")
     p.set_defaults(func=cmd_models)
@@ -196,7 +272,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, rest = build_parser().parse_known_args(argv)
+    if not args.verbose:  # before TensorFlow is imported: its C++ logging reads this once
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if getattr(args, "passes_rest", False):
+        return args.func(args, rest)
+    if rest:
+        raise SystemExit(f"s2s-zoo {args.command}: unrecognized arguments: {' '.join(rest)}")
     return args.func(args)
 
 

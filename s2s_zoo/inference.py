@@ -15,7 +15,7 @@ import tensorflow as tf
 from s2s_zoo.data.preprocessor import TargetText
 from s2s_zoo.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from s2s_zoo.decoding import beam_search, greedy_search, max_output_lengths
-from s2s_zoo.models.base import Seq2SeqModel
+from s2s_zoo.models.seq2seq import Seq2SeqModel
 
 MAX_REQUEST_BEAM_SIZE = 64
 
@@ -43,7 +43,7 @@ class DecodingConfig:
 class Seq2SeqInference(tf.Module):
     """Decoding endpoints over one preprocessor and one model.
 
-    The input is a [batch] string tensor named by the preprocessor: `inputs` (text),
+    The inputs are string tensors named by the preprocessor: `inputs` (text),
     `images` (JPEG/PNG bytes) or `audio` (WAV bytes). Image and audio endpoints also
     return `errors`: "" for a good item, else why it could not be read; such items
     get an empty output and score 0 while the rest of the batch decodes normally.
@@ -53,20 +53,25 @@ class Seq2SeqInference(tf.Module):
         self, preprocessor: TargetText, model: Seq2SeqModel, decoding: DecodingConfig
     ) -> None:
         super().__init__(name="seq2seq_inference")
+        if preprocessor.source_features != model.source_features:
+            raise ValueError(
+                f"the preprocessor makes {preprocessor.source_features!r} sources but the "
+                f"model's encoder reads {model.source_features!r}"
+            )
         self.preprocessor = preprocessor
         self.model = model
         self.decoding = decoding
-        inputs = tf.TensorSpec([None], tf.string, name=preprocessor.input_name)
-        self.greedy = tf.function(self._greedy, input_signature=[inputs])
-        self.beam = tf.function(self._beam, input_signature=[inputs])
+        inputs = preprocessor.input_specs()
+        self.greedy = tf.function(self._greedy, input_signature=inputs)
+        self.beam = tf.function(self._beam, input_signature=inputs)
         if self.has_alignment:
-            self.alignment = tf.function(self._alignment, input_signature=[inputs])
-        if preprocessor.kind != "text":
-            self.preprocess = tf.function(self._preprocess, input_signature=[inputs])
+            self.alignment = tf.function(self._alignment, input_signature=inputs)
+        if preprocessor.exports_preprocess:
+            self.preprocess = tf.function(preprocessor.preprocess_outputs, input_signature=inputs)
         self.nbest = tf.function(
             self._nbest,
             input_signature=[
-                inputs,
+                *inputs,
                 tf.TensorSpec([], tf.int32, name="beam_size"),
                 tf.TensorSpec([], tf.int32, name="num_hypotheses"),
                 tf.TensorSpec([], tf.int32, name="max_length"),
@@ -84,7 +89,7 @@ class Seq2SeqInference(tf.Module):
         }
         if self.has_alignment:
             named["alignment"] = self.alignment
-        if self.preprocessor.kind != "text":
+        if self.preprocessor.exports_preprocess:
             named["preprocess"] = self.preprocess
         return named
 
@@ -94,8 +99,8 @@ class Seq2SeqInference(tf.Module):
 
     @property
     def has_alignment(self) -> bool:
-        """Attention over source tokens: text models with attention."""
-        return self.model.has_attention and self.preprocessor.kind == "text"
+        """Attention over source tokens a heatmap can label (text sources)."""
+        return self.model.has_attention and self.preprocessor.supports_alignment
 
     def _encode(self, inputs: tf.Tensor, max_length: tf.Tensor | None = None):
         source, source_lengths, errors = self.preprocessor.encode_source(inputs)
@@ -176,15 +181,6 @@ class Seq2SeqInference(tf.Module):
         source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
         outputs["source_tokens"] = self.preprocessor.source_pieces(source_ids, source_lengths)
         return outputs
-
-    def _preprocess(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        """What the encoder sees (decoded images / log-mel features), for debugging
-        clients and for checking that serving and the training pipeline agree."""
-        source, _, errors = self.preprocessor.encode_source(inputs)
-        if self.preprocessor.kind == "image":
-            return {"images": source, "errors": errors}
-        features, frame_mask = source
-        return {"features": features, "frame_mask": frame_mask, "errors": errors}
 
     def _beam(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         d = self.decoding

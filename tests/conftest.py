@@ -63,9 +63,9 @@ def strings(tensor: tf.Tensor) -> list:
     return [s.decode("utf-8") for s in tensor.numpy().reshape(-1)]
 
 
-TINY_BY_FAMILY = {
+TINY_BY_ENCODER = {
     "rnn": {"embedding_dim": 8, "encoder_units": 8, "decoder_units": 16, "attention_units": 8},
-    "image_rnn": {
+    "image_cnn": {
         "embedding_dim": 8,
         "decoder_units": 16,
         "attention_units": 8,
@@ -73,7 +73,7 @@ TINY_BY_FAMILY = {
         "image_height": 32,
         "image_width": 64,
     },
-    "speech_rnn": {
+    "speech_conv_rnn": {
         "embedding_dim": 8,
         "encoder_units": 8,
         "decoder_units": 16,
@@ -93,6 +93,13 @@ TINY_BY_FAMILY = {
         "decoder_layers": 2,
     },
 }
+
+
+def tiny_overrides(name: str) -> dict:
+    """Tiny config overrides for catalog entry `name`, by its encoder type."""
+    from s2s_zoo.models.registry import entry
+
+    return TINY_BY_ENCODER[entry(name).encoder]
 
 
 @pytest.fixture(scope="session")

@@ -16,21 +16,20 @@ from s2s_zoo.decoding import beam_search, greedy_search
 from s2s_zoo.export.conformance import check_serving
 from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
-from s2s_zoo.models.registry import CATALOG, build_from_catalog, build_from_json, catalog_names
+from s2s_zoo.models.registry import build_from_catalog, build_from_json, catalog_names
 from s2s_zoo.training.fit import TrainConfig, compile_model, fit
-from tests.conftest import TINY_BY_FAMILY
+from tests.conftest import tiny_overrides
 
-NAMES = catalog_names("text")  # image and audio entries: tests/test_media_models.py
+NAMES = catalog_names("token_ids")  # image and audio entries: tests/test_media_models.py
 
 
 def tiny(name: str, preprocessor, seed: int = 0):
     keras.utils.set_random_seed(seed)
-    family = CATALOG[name][0]
     return build_from_catalog(
         name,
         preprocessor.source_vocab_size,
         preprocessor.target_vocab_size,
-        **TINY_BY_FAMILY[family],
+        **tiny_overrides(name),
     )
 
 
@@ -103,20 +102,22 @@ def test_transformer_cache_matches_full_prefix_decoding(tiny_preprocessor):
     source = pre.source_ids(["four hundred and two", "ten", "nine hundred"])
     limits = tf.constant([9, 9, 9])
     memory, cached_state = model.encode(source, 9)
-    reference_state = model.uncached_state(tf.shape(source)[0], 9)
+    reference_state = model.decoder.uncached_state(tf.shape(source)[0], 9)
     for search, kwargs in (
         (greedy_search, {}),
         (beam_search, {"beam_size": 3, "num_hypotheses": 3}),
     ):
         cached = search(model.step, cached_state, memory, limits, 2, 3, **kwargs)
-        uncached = search(model.uncached_step, reference_state, memory, limits, 2, 3, **kwargs)
+        uncached = search(
+            model.decoder.uncached_step, reference_state, memory, limits, 2, 3, **kwargs
+        )
         np.testing.assert_array_equal(cached.ids.numpy(), uncached.ids.numpy())
         np.testing.assert_allclose(cached.scores.numpy(), uncached.scores.numpy(), atol=1e-4)
 
 
 # -- image and audio entries: the same contract, with generated PNG / WAV bytes -----------
 
-MEDIA_NAMES = catalog_names("image") + catalog_names("audio")
+MEDIA_NAMES = catalog_names("image") + catalog_names("audio_features")
 COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30)}
 TONES = {"low": 300.0, "middle": 1000.0, "high": 3000.0}
 
@@ -129,7 +130,7 @@ def media_examples(kind: str, tmp_path) -> list[tuple[str, str]]:
     rng = np.random.default_rng(0)
     pairs = []
     for i in range(48):
-        if kind == "image":
+        if kind == "image":  # a source-features name, not a model kind
             word, rgb = list(COLOURS.items())[i % 3]
             pixels = np.clip(np.array(rgb) + rng.integers(-20, 21, (40, 80, 3)), 0, 255)
             data, suffix = encode_png(pixels.astype(np.uint8)), "png"
@@ -148,16 +149,15 @@ def media_inference(name: str, pairs, seed: int = 0):
     from s2s_zoo.data.tokenizer import train_sentencepiece
     from s2s_zoo.features.audio import AudioFrontEnd
     from s2s_zoo.features.image import ImageFrontEnd
-    from s2s_zoo.models.registry import source_kind
+    from s2s_zoo.models.registry import source_features
 
     keras.utils.set_random_seed(seed)
     proto = train_sentencepiece([c for _, c in pairs], 20)
-    family = CATALOG[name][0]
-    if source_kind(name) == "image":
+    if source_features(name) == "image":
         pre = ImagePreprocessor(proto, ImageFrontEnd(32, 64), 8)
     else:
         pre = AudioPreprocessor(proto, AudioFrontEnd(num_mel_bins=16), 8)
-    model = build_from_catalog(name, 0, pre.target_vocab_size, **TINY_BY_FAMILY[family])
+    model = build_from_catalog(name, 0, pre.target_vocab_size, **tiny_overrides(name))
     decoding = DecodingConfig(beam_size=3, num_hypotheses=2, max_length_ratio=0.0,
                               max_length_offset=6)  # fmt: skip
     return Seq2SeqInference(pre, model, decoding)
@@ -166,11 +166,11 @@ def media_inference(name: str, pairs, seed: int = 0):
 @pytest.mark.parametrize("name", MEDIA_NAMES)
 def test_media_entry_trains_decodes_exports_and_serves(name, tmp_path):
     from s2s_zoo.data.media_pipeline import make_audio_dataset, make_image_dataset
-    from s2s_zoo.models.registry import source_kind
+    from s2s_zoo.models.registry import source_features
 
-    pairs = media_examples(source_kind(name), tmp_path)
+    pairs = media_examples(source_features(name), tmp_path)
     inference = media_inference(name, pairs)
-    make = make_image_dataset if source_kind(name) == "image" else make_audio_dataset
+    make = make_image_dataset if source_features(name) == "image" else make_audio_dataset
     config = TrainConfig(epochs=4, batch_size=16, learning_rate=1e-2, patience=0)
     compile_model(inference.model.training_model, config)
     history = fit(inference.model.training_model, make(pairs, inference.preprocessor, 16), None,
@@ -189,9 +189,9 @@ def test_media_entry_trains_decodes_exports_and_serves(name, tmp_path):
 
 @pytest.mark.parametrize("name", MEDIA_NAMES)
 def test_media_config_round_trip_gives_identical_outputs(name, tmp_path):
-    from s2s_zoo.models.registry import source_kind
+    from s2s_zoo.models.registry import source_features
 
-    pairs = media_examples(source_kind(name), tmp_path)
+    pairs = media_examples(source_features(name), tmp_path)
     inference = media_inference(name, pairs, seed=3)
     save_bundle(inference, tmp_path / "bundle")
     rebuilt = load_bundle(tmp_path / "bundle")

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from s2s_zoo.export.conformance import run_in_session
-from s2s_zoo.training.media_recipe import run
+from s2s_zoo.training.runner import run
 
 REPO = Path(__file__).resolve().parents[1]
 needs_espeak = pytest.mark.skipif(
@@ -43,8 +43,11 @@ def tiny_caption_recipe():
             "feature_dim": 32,
             "attention_units": 16,
         },
-        front_end={"height": 32, "width": 128},
-        default_task={"num_train": 96, "num_valid": 16, "num_test": 16},
+        options={
+            **recipe.options,
+            "front_end": {"height": 32, "width": 128},
+            "default_task": {"num_train": 96, "num_valid": 16, "num_test": 16},
+        },
     )
 
 
@@ -60,7 +63,10 @@ def tiny_speech_recipe():
             "attention_units": 16,
             "conv_channels": 4,
         },
-        default_task={"num_train": 48, "num_valid": 8, "num_test": 8},
+        options={
+            **recipe.options,
+            "default_task": {"num_train": 48, "num_valid": 8, "num_test": 8},
+        },
     )
 
 
@@ -225,7 +231,7 @@ def test_captioning_fine_tune_writes_version_2(caption_run, tmp_path):
     )
     assert second["export_path"].name == "2" and result["export_path"].is_dir()
     config = json.loads((second["checkpoint_dir"] / "model.json").read_text())
-    assert config["family"] == "image_rnn"
+    assert (config["encoder"]["type"], config["decoder"]["type"]) == ("image_cnn", "rnn")
 
 
 def test_speech_padding_neighbours_change_no_logits():
@@ -265,7 +271,7 @@ def test_frozen_backbone_keeps_the_weights_loaded_from_a_local_file(caption_run,
         "show_attend_tell", 0, 40, image_height=32, image_width=128, **recipe.model_overrides
     )
     weights_file = tmp_path / "backbone.weights.h5"
-    donor.backbone.save_weights(str(weights_file))
+    donor.encoder.backbone.save_weights(str(weights_file))
     result = run(
         recipe,
         [
@@ -288,7 +294,9 @@ def test_frozen_backbone_keeps_the_weights_loaded_from_a_local_file(caption_run,
         ],  # fmt: skip
     )
     trained = load_bundle(result["checkpoint_dir"]).model
-    assert trained.config.backbone_trainable is False
-    for got, want in zip(trained.backbone.get_weights(), donor.backbone.get_weights(), strict=True):
+    assert trained.config.encoder.backbone_trainable is False
+    for got, want in zip(
+        trained.encoder.backbone.get_weights(), donor.encoder.backbone.get_weights(), strict=True
+    ):
         np.testing.assert_array_equal(got, want)
     assert result["history"]["loss"][-1] < result["history"]["loss"][0]

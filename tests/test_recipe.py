@@ -13,17 +13,18 @@ from s2s_zoo.data.readers import DataFormatError, write_pairs
 from s2s_zoo.inference import DecodingConfig
 from s2s_zoo.tasks.translation.numbers import number_pair
 from s2s_zoo.training.fit import TrainConfig
-from s2s_zoo.training.text_recipe import TextRecipe, run
+from s2s_zoo.training.runner import Recipe, run
 from tests.conftest import TINY
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_RECIPE = TextRecipe(
+TINY_RECIPE = Recipe(
     name="tiny",
+    task="translation",
     model="gru_bahdanau",
     model_overrides=TINY,
     train=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-3, patience=0),
     decoding=DecodingConfig(beam_size=2, num_hypotheses=2, max_length_cap=16),
-    vocab_size=120,
+    options={"vocab_size": 120},
 )
 
 

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from s2s_zoo.decoding import beam_search, gnmt_length_penalty, greedy_search, max_output_lengths
-from s2s_zoo.models.rnn import RNNConfig, RNNSeq2Seq
+from s2s_zoo.models import Seq2SeqModel, build_model
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 TARGET_VOCAB = 6  # 0 pad, 1 unk, 2 bos, 3 eos, 4, 5: the search may emit 1, 3, 4, 5
@@ -20,7 +20,7 @@ SOURCES = [[4, 5, 6, 3], [7, 3, 0, 0], [8, 8, 5, 3]]  # the middle one is padded
 FIELDS = ("ids", "scores", "log_probs", "lengths", "content_lengths")
 
 
-def make_model(seed: int, scale: float = 6.0, eos_shift: float = -2.5) -> RNNSeq2Seq:
+def make_model(seed: int, scale: float = 6.0, eos_shift: float = -2.5) -> Seq2SeqModel:
     """A tiny random GRU+Bahdanau model with a sharpened output layer.
 
     Random weights give near-uniform next-token distributions; scaling the output
@@ -28,17 +28,14 @@ def make_model(seed: int, scale: float = 6.0, eos_shift: float = -2.5) -> RNNSeq
     hypotheses competitive with short ones.
     """
     keras.utils.set_random_seed(seed)
-    model = RNNSeq2Seq(
-        RNNConfig(
-            source_vocab_size=10,
-            target_vocab_size=TARGET_VOCAB,
-            embedding_dim=8,
-            encoder_units=16,
-            decoder_units=16,
-            attention_units=16,
-        )
-    )
-    sharpen(model.output_projection, scale, eos_shift)
+    model = build_model(
+        "rnn",
+        {"vocab_size": 10, "embedding_dim": 8, "encoder_units": 16},
+        "rnn",
+        {"vocab_size": TARGET_VOCAB, "embedding_dim": 8, "decoder_units": 16,
+         "attention_units": 16},
+    )  # fmt: skip
+    sharpen(model.decoder.output_projection, scale, eos_shift)
     return model
 
 
@@ -51,7 +48,7 @@ def sharpen(projection, scale: float, eos_shift: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def model() -> RNNSeq2Seq:
+def model() -> Seq2SeqModel:
     return make_model(0)
 
 
@@ -131,24 +128,16 @@ def penalty(length: int, alpha: float) -> float:
 
 def make_transformer(seed: int, scale: float = 6.0, eos_shift: float = -2.5):
     """A tiny random Transformer (cached step), sharpened like `make_model`."""
-    from s2s_zoo.models.transformer import TransformerConfig, TransformerSeq2Seq
-
     keras.utils.set_random_seed(seed)
-    model = TransformerSeq2Seq(
-        TransformerConfig(
-            source_vocab_size=10,
-            target_vocab_size=TARGET_VOCAB,
-            hidden_dim=16,
-            intermediate_dim=32,
-            num_heads=2,
-            encoder_layers=1,
-            decoder_layers=2,
-            dropout=0.0,
-            max_positions=16,
-            share_embeddings="none",
-        )
+    size = {"hidden_dim": 16, "intermediate_dim": 32, "num_heads": 2, "dropout": 0.0,
+            "max_positions": 16}  # fmt: skip
+    model = build_model(
+        "transformer",
+        {"vocab_size": 10, "encoder_layers": 1, **size},
+        "transformer",
+        {"vocab_size": TARGET_VOCAB, "decoder_layers": 2, "share_embeddings": "none", **size},
     )
-    sharpen(model.output_projection, scale, eos_shift)
+    sharpen(model.decoder.output_projection, scale, eos_shift)
     return model
 
 

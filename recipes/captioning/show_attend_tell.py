@@ -13,9 +13,10 @@ normalises them in the graph.
 
 from s2s_zoo.inference import DecodingConfig
 from s2s_zoo.training.fit import TrainConfig
-from s2s_zoo.training.media_recipe import MediaRecipe, main
+from s2s_zoo.training.runner import Recipe, main
 
-RECIPE = MediaRecipe(
+RECIPE = Recipe(
+    task="captioning",
     name="captioning_show_attend_tell",
     model="show_attend_tell",
     model_overrides={
@@ -25,16 +26,18 @@ RECIPE = MediaRecipe(
         "attention_units": 128,
         "dropout": 0.1,
     },
-    # the 32 x 128 digit strips are upsampled 2x: a 4 x 16 feature grid at stride 16
-    front_end={"height": 64, "width": 256},
     train=TrainConfig(epochs=30, batch_size=32, learning_rate=2e-3, patience=4),
     # captions do not scale with an input length: a fixed cap of 24 tokens
     decoding=DecodingConfig(
         beam_size=4, num_hypotheses=4, max_length_ratio=0.0, max_length_offset=24
     ),
-    vocab_size=64,
-    max_target_length=32,
-    default_task={"num_train": 6000, "num_valid": 300, "num_test": 500},
+    options={
+        "vocab_size": 64,
+        "max_target_length": 32,
+        # the 32 x 128 digit strips are upsampled 2x: a 4 x 16 feature grid at stride 16
+        "front_end": {"height": 64, "width": 256},
+        "default_task": {"num_train": 6000, "num_valid": 300, "num_test": 500},
+    },
 )
 
 if __name__ == "__main__":

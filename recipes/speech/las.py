@@ -11,9 +11,10 @@ tf.signal, by the training pipeline and by the export alike; the export takes
 
 from s2s_zoo.inference import DecodingConfig
 from s2s_zoo.training.fit import TrainConfig
-from s2s_zoo.training.media_recipe import MediaRecipe, main
+from s2s_zoo.training.runner import Recipe, main
 
-RECIPE = MediaRecipe(
+RECIPE = Recipe(
+    task="speech",
     name="speech_las",
     model="speech_las",
     model_overrides={
@@ -24,15 +25,17 @@ RECIPE = MediaRecipe(
         "attention_units": 128,
         "dropout": 0.1,
     },
-    front_end={"sample_rate": 16000, "num_mel_bins": 40},
     train=TrainConfig(epochs=20, batch_size=32, learning_rate=2e-3, patience=3),
     # frames are 10 ms: allow up to one token per 4 frames, plus 10
     decoding=DecodingConfig(
         beam_size=4, num_hypotheses=4, max_length_ratio=0.25, max_length_offset=10
     ),
-    vocab_size=64,
-    max_target_length=64,
-    spec_augment=True,
+    options={
+        "vocab_size": 64,
+        "max_target_length": 64,
+        "front_end": {"sample_rate": 16000, "num_mel_bins": 40},
+        "spec_augment": True,
+    },
 )
 
 if __name__ == "__main__":

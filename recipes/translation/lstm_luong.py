@@ -8,9 +8,10 @@ et al. 2015), so training runs the decoder step by step.
 
 from s2s_zoo.inference import DecodingConfig
 from s2s_zoo.training.fit import TrainConfig
-from s2s_zoo.training.text_recipe import TextRecipe, main
+from s2s_zoo.training.runner import Recipe, main
 
-RECIPE = TextRecipe(
+RECIPE = Recipe(
+    task="translation",
     name="translation_lstm_luong",
     model="lstm_luong",
     model_overrides={
@@ -21,7 +22,7 @@ RECIPE = TextRecipe(
     },
     train=TrainConfig(epochs=3, batch_size=64, learning_rate=3e-3, patience=2),
     decoding=DecodingConfig(beam_size=4, length_penalty=0.6, num_hypotheses=4),
-    vocab_size=400,
+    options={"vocab_size": 400},
 )
 
 if __name__ == "__main__":

@@ -8,15 +8,16 @@ bridge, are the decoder's only view of the source.
 
 from s2s_zoo.inference import DecodingConfig
 from s2s_zoo.training.fit import TrainConfig
-from s2s_zoo.training.text_recipe import TextRecipe, main
+from s2s_zoo.training.runner import Recipe, main
 
-RECIPE = TextRecipe(
+RECIPE = Recipe(
+    task="translation",
     name="translation_lstm_plain",
     model="rnn_plain",
     model_overrides={"embedding_dim": 64, "encoder_units": 256, "decoder_units": 256},
     train=TrainConfig(epochs=8, batch_size=64, learning_rate=3e-3, patience=2),
     decoding=DecodingConfig(beam_size=4, length_penalty=0.6, num_hypotheses=4),
-    vocab_size=400,
+    options={"vocab_size": 400},
 )
 
 if __name__ == "__main__":

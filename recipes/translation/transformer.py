@@ -8,9 +8,10 @@ decoding cache in the exported greedy and beam search.
 
 from s2s_zoo.inference import DecodingConfig
 from s2s_zoo.training.fit import TrainConfig
-from s2s_zoo.training.text_recipe import TextRecipe, main
+from s2s_zoo.training.runner import Recipe, main
 
-RECIPE = TextRecipe(
+RECIPE = Recipe(
+    task="translation",
     name="translation_transformer",
     model="transformer_tiny",
     model_overrides={
@@ -23,7 +24,7 @@ RECIPE = TextRecipe(
     },
     train=TrainConfig(epochs=6, batch_size=64, learning_rate=1e-3, patience=2),
     decoding=DecodingConfig(beam_size=4, length_penalty=0.6, num_hypotheses=4),
-    vocab_size=400,
+    options={"vocab_size": 400},
 )
 
 if __name__ == "__main__":

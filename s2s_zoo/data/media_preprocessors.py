@@ -9,46 +9,67 @@ that item only, and the rest of the batch decodes normally.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 
-from s2s_zoo.data.preprocessor import TargetText
+from s2s_zoo.data.preprocessor import TargetText, register_preprocessor
+from s2s_zoo.features.audio import AudioFrontEnd
 from s2s_zoo.features.image import ImageFrontEnd
 
 
-class ImagePreprocessor(TargetText):
+class _FrontEndPreprocessor(TargetText):
+    """A front end (`get_config`/`from_config`) + target text; saved as one config."""
+
+    front_end_class: type
+    exports_preprocess = True
+
+    def __init__(self, target_proto: bytes, front_end, max_target_length: int) -> None:
+        super().__init__(target_proto, max_target_length, name=f"{self.type_name}_preprocessor")
+        self.front_end = front_end
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "front_end": self.front_end.get_config()}
+
+    @classmethod
+    def load(cls, directory: Path, config: dict[str, Any]):
+        front = cls.front_end_class.from_config(config["front_end"])
+        return cls((directory / "target.spm.model").read_bytes(), front,
+                   config["max_target_length"])  # fmt: skip
+
+
+@register_preprocessor("image")
+class ImagePreprocessor(_FrontEndPreprocessor):
     """Encoded JPEG/PNG bytes -> normalised image batch; captions as subword ids."""
 
-    kind = "image"
+    source_features = "image"
     input_name = "images"
+    front_end_class = ImageFrontEnd
 
     def __init__(self, target_proto: bytes, front_end: ImageFrontEnd, max_target_length: int = 64):
-        super().__init__(target_proto, max_target_length, name="image_preprocessor")
-        self.front_end = front_end
+        super().__init__(target_proto, front_end, max_target_length)
 
     def encode_source(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         """[batch] image bytes -> (images, source lengths (all 0), per-item errors)."""
         images, errors = self.front_end.decode(inputs)
         return images, tf.zeros_like(errors, dtype=tf.int32), errors
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "max_target_length": self.max_target_length,
-            "front_end": self.front_end.get_config(),
-        }
+    def preprocess_outputs(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        images, errors = self.front_end.decode(inputs)
+        return {"images": images, "errors": errors}
 
 
-class AudioPreprocessor(TargetText):
+@register_preprocessor("audio")
+class AudioPreprocessor(_FrontEndPreprocessor):
     """WAV bytes -> log-mel features and frame mask; transcripts as subword ids."""
 
-    kind = "audio"
+    source_features = "audio_features"
     input_name = "audio"
+    front_end_class = AudioFrontEnd
 
-    def __init__(self, target_proto: bytes, front_end, max_target_length: int = 128) -> None:
-        super().__init__(target_proto, max_target_length, name="audio_preprocessor")
-        self.front_end = front_end
+    def __init__(self, target_proto: bytes, front_end: AudioFrontEnd, max_target_length: int = 128):
+        super().__init__(target_proto, front_end, max_target_length)
 
     def encode_source(self, inputs: tf.Tensor):
         """[batch] WAV bytes -> ((features, frame_mask), valid frames, per-item errors)."""
@@ -57,23 +78,6 @@ class AudioPreprocessor(TargetText):
         frames = tf.reduce_sum(tf.cast(frame_mask, tf.int32), axis=1)
         return (features, frame_mask), frames, errors
 
-    def get_config(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "max_target_length": self.max_target_length,
-            "front_end": self.front_end.get_config(),
-        }
-
-
-def media_preprocessor_from_config(config: dict[str, Any], target_proto: bytes):
-    """Rebuild an image or audio preprocessor from `get_config()` output."""
-    kind = config["kind"]
-    if kind == "image":
-        front = ImageFrontEnd.from_config(config["front_end"])
-        return ImagePreprocessor(target_proto, front, config["max_target_length"])
-    if kind == "audio":
-        from s2s_zoo.features.audio import AudioFrontEnd
-
-        front = AudioFrontEnd.from_config(config["front_end"])
-        return AudioPreprocessor(target_proto, front, config["max_target_length"])
-    raise ValueError(f"unknown preprocessor kind {kind!r}")
+    def preprocess_outputs(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        (features, frame_mask), _, errors = self.encode_source(inputs)
+        return {"features": features, "frame_mask": frame_mask, "errors": errors}

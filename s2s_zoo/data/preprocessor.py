@@ -6,21 +6,76 @@ serving tokenize identically and a SavedModel can take raw strings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
 import tensorflow as tf
 
 from s2s_zoo.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, make_tokenizer
+
+PREPROCESSORS: dict[str, type[TargetText]] = {}
+P = TypeVar("P", bound=type)
+
+
+def register_preprocessor(name: str) -> Callable[[P], P]:
+    """Class decorator: preprocessors are saved by this name and rebuilt from it."""
+
+    def add(cls: P) -> P:
+        cls.type_name = name
+        PREPROCESSORS[name] = cls
+        return cls
+
+    return add
+
+
+def load_preprocessor(directory: str | Path, config: dict[str, Any]) -> TargetText:
+    """Rebuild a preprocessor saved by `TargetText.save` from its config and files."""
+    name = config.get("type", "text")
+    if name not in PREPROCESSORS:
+        raise ValueError(f"unknown preprocessor type {name!r}; registered: {sorted(PREPROCESSORS)}")
+    return PREPROCESSORS[name].load(Path(directory), config)
 
 
 class TargetText(tf.Module):
     """The target side every task shares: text -> subword ids for teacher forcing, and
     decoded ids -> strings. Source-side preprocessors (text, image, audio) extend it.
 
-    Subclasses set `kind`, `input_name` (the serving signature's input) and implement
-    `encode_source(inputs) -> (source, source_lengths, errors)`.
+    Subclasses set `source_features` (what the encoder reads: it must match the
+    model's encoder), `input_name` (the serving signature's input) and implement
+    `encode_source(inputs) -> (source, source_lengths, errors)`, where `errors` is
+    None when every input is valid by construction (text), else a [batch] string
+    tensor ("" for a good item). `source_lengths` are what the decoding length limit
+    scales with.
     """
 
-    kind = ""
-    input_name = ""
+    type_name: ClassVar[str] = ""
+    source_features: ClassVar[str] = ""
+    input_name: ClassVar[str] = ""
+    supports_alignment: ClassVar[bool] = False  # source tokens a heatmap can label
+    exports_preprocess: ClassVar[bool] = False  # a `preprocess` signature shows the features
+
+    def input_specs(self) -> list[tf.TensorSpec]:
+        """The serving signatures' inputs, in call order."""
+        return [tf.TensorSpec([None], tf.string, name=self.input_name)]
+
+    def encode_source(self, inputs: tf.Tensor):
+        raise NotImplementedError
+
+    def preprocess_outputs(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        """What the encoder sees, for the `preprocess` signature (`exports_preprocess`)."""
+        raise NotImplementedError
+
+    def get_config(self) -> dict[str, Any]:
+        return {"type": self.type_name, "max_target_length": self.max_target_length}
+
+    def save(self, directory: Path) -> None:
+        """Write the vocabulary files this preprocessor is rebuilt from (config apart)."""
+        (directory / "target.spm.model").write_bytes(self.target_proto)
+
+    @classmethod
+    def load(cls, directory: Path, config: dict[str, Any]) -> TargetText:
+        raise NotImplementedError
 
     def __init__(self, target_proto: bytes, max_target_length: int, name: str) -> None:
         super().__init__(name=name)
@@ -64,6 +119,7 @@ class TargetText(tf.Module):
         return _pieces(self.target_tokenizer, ids, lengths)
 
 
+@register_preprocessor("text")
 class TextPreprocessor(TargetText):
     """Turns raw strings into id tensors for the model, and ids back into strings.
 
@@ -72,8 +128,9 @@ class TextPreprocessor(TargetText):
     ids give `target_in` (BOS + ids) and `target_out` (ids + EOS) for teacher forcing.
     """
 
-    kind = "text"
+    source_features = "token_ids"
     input_name = "inputs"
+    supports_alignment = True
 
     def __init__(
         self,
@@ -113,12 +170,21 @@ class TextPreprocessor(TargetText):
         """Like `target_pieces`, for source ids (EOS shows as "</s>")."""
         return _pieces(self.source_tokenizer, ids, lengths)
 
-    def get_config(self) -> dict:
-        return {
-            "kind": self.kind,
-            "max_source_length": self.max_source_length,
-            "max_target_length": self.max_target_length,
-        }
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "max_source_length": self.max_source_length}
+
+    def save(self, directory: Path) -> None:
+        super().save(directory)
+        (directory / "source.spm.model").write_bytes(self.source_proto)
+
+    @classmethod
+    def load(cls, directory: Path, config: dict[str, Any]) -> TextPreprocessor:
+        return cls(
+            (directory / "source.spm.model").read_bytes(),
+            (directory / "target.spm.model").read_bytes(),
+            max_source_length=config["max_source_length"],
+            max_target_length=config["max_target_length"],
+        )
 
 
 def _pieces(tokenizer, ids: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:

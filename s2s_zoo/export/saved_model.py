@@ -17,7 +17,7 @@ from pathlib import Path
 
 import keras
 
-from s2s_zoo.bundle import BUNDLE_IN_EXPORT, save_bundle
+from s2s_zoo.bundle import BUNDLE_IN_EXPORT, WEIGHTS_COLLECTION, save_bundle
 from s2s_zoo.inference import Seq2SeqInference
 
 
@@ -35,7 +35,10 @@ def next_version(model_dir: str | Path) -> int:
 
 
 def export_saved_model(
-    inference: Seq2SeqInference, model_dir: str | Path, version: int | None = None
+    inference: Seq2SeqInference,
+    model_dir: str | Path,
+    version: int | None = None,
+    task: str | None = None,
 ) -> Path:
     """Export to `model_dir/VERSION` (next free version by default); never overwrite."""
     model_dir = Path(model_dir)
@@ -51,10 +54,16 @@ def export_saved_model(
         archive = keras.export.ExportArchive()
         archive.track(inference.model.training_model)  # all weights; the views share them
         archive.track(inference.preprocessor)  # the tokenizer resources
+        # in model order, so fine-tuning from an export restores the same weights
+        archive.add_variable_collection(
+            WEIGHTS_COLLECTION, list(inference.model.training_model.weights)
+        )
         for name, function in inference.signatures.items():
             archive.add_endpoint(name, function)
         archive.write_out(str(tmp), verbose=False)
-        save_bundle(inference, tmp / BUNDLE_IN_EXPORT)
+        save_bundle(
+            inference, tmp / BUNDLE_IN_EXPORT, weights=False, task=task
+        )  # weights: variables/
         os.rename(tmp, final)  # atomic on one filesystem
     finally:
         if tmp.exists():

@@ -19,10 +19,20 @@ class MemoryAttention(keras.layers.Layer):
       learned scale vector as v, over projected query and keys)
     - luong_dot: score = q^T k  (needs query and memory of equal width)
     - luong_general: score = q^T W k
+
+    >>> att = MemoryAttention("bahdanau", 8, query_dim=4, memory_dim=6, name="att")
+    >>> memory = keras.ops.zeros((2, 5, 6)); query = keras.ops.zeros((2, 3, 4))
+    >>> mask = keras.ops.ones((2, 5), "bool")
+    >>> context, weights = att(query, memory, att.keys(memory), None, mask)
+    >>> tuple(context.shape), tuple(weights.shape)
+    ((2, 3, 6), (2, 3, 5))
     """
 
-    def __init__(self, kind: str, units: int, query_dim: int, memory_dim: int, name: str) -> None:
-        super().__init__(name=name)
+    def __init__(
+        self, kind: str, units: int, query_dim: int, memory_dim: int, name: str, **kwargs
+    ) -> None:
+        super().__init__(name=name, **kwargs)
+        self.units, self.query_dim, self.memory_dim = units, query_dim, memory_dim
         self.supports_masking = True  # the query's mask carries over to the context
         if kind not in ATTENTION_KINDS or kind == "none":
             raise ValueError(f"attention kind must be one of {ATTENTION_KINDS[1:]}, got {kind!r}")
@@ -44,6 +54,15 @@ class MemoryAttention(keras.layers.Layer):
                     query_dim, use_bias=False, name=f"{name}_key"
                 )
             self.score = keras.layers.Attention(score_mode="dot", name=f"{name}_score")
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "kind": self.kind,
+            "units": self.units,
+            "query_dim": self.query_dim,
+            "memory_dim": self.memory_dim,
+        }
 
     def keys(self, memory):
         """Project the encoder memory once; the result is reused at every step."""

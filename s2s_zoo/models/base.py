@@ -1,20 +1,29 @@
-"""The contract every model family in the zoo keeps, so one search and one exporter serve all.
+"""The contracts that let any encoder meet any decoder, and one search serve them all.
 
-A family exposes three views that share weights:
-- `training_model`: functional `[*source, target_ids] -> logits` (teacher forcing); the
-  source is token ids for text, an image batch, or (features, frame_mask) for audio;
-- `encode(source) -> (memory, state)`: memory is what the decoder reads but never
-  changes (encoder outputs, attention keys, source mask); state is the decoder cache;
-- `step(token_ids, state, memory) -> (logits, state)`: one decoding position.
+- An **encoder** turns a task's source features (token ids, an image batch, log-mel
+  frames and their mask, a conversation and its knowledge base, ...) into an
+  `EncoderOutput`: a memory `[batch, time, memory_dim]`, its mask `[batch, time]`
+  and optionally summary vectors (e.g. an RNN's final states) for decoders that
+  start from the source.
+- A **decoder** reads an `EncoderOutput`. It builds the teacher-forced logits for
+  training, names the tensors it needs from the encoder at decoding time, and
+  implements the decoder-step interface used by greedy and beam search:
+  `start(encoder_tensors, max_length) -> (memory, state)` and
+  `step(token_ids, state, memory) -> (logits, state)`. `memory` is what decoding
+  reads but never changes (keys, caches of the source); `state` is the per-hypothesis
+  cache that beam search reorders.
 
-Splitting memory from state lets beam search reorder only the cache each step.
+Encoders and decoders are registered by name (`register_encoder`, `register_decoder`),
+each with a config dataclass that is saved next to the weights, so a new family is
+one file that registers itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import Any, ClassVar
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
 
 import keras
 import tensorflow as tf
@@ -22,20 +31,75 @@ import tensorflow as tf
 TensorDict = dict[str, tf.Tensor]
 
 
-class Seq2SeqModel:
-    """Base class: a config dataclass plus the three weight-sharing views."""
+@dataclass
+class EncoderOutput:
+    """What every encoder hands to a decoder (symbolic Keras tensors)."""
 
-    family: ClassVar[str] = ""
+    memory: Any  # [batch, time, memory_dim]
+    mask: Any  # [batch, time] bool: False at padding positions
+    summary: list | None = None  # vectors [batch, d] that sum up the source, or None
+
+
+class Encoder:
+    """Base class of encoders: a config, the Keras inputs it takes, and its graph.
+
+    `source_features` names what the encoder reads; a task's preprocessor produces
+    exactly one kind of source features, and the model builder checks they agree.
+    """
+
+    type_name: ClassVar[str] = ""
     config_class: ClassVar[type] = object
+    source_features: ClassVar[str] = ""
 
     def __init__(self, config: Any) -> None:
         self.config = config
-        self.training_model: keras.Model
 
-    def encode(
-        self, source: tf.Tensor | tuple, max_length: tf.Tensor | int | None = None
+    @property
+    def memory_dim(self) -> int:
+        raise NotImplementedError
+
+    def inputs(self) -> list:
+        """The Keras inputs of the training graph's source side, in feeding order."""
+        raise NotImplementedError
+
+    def __call__(self, inputs: list) -> EncoderOutput:
+        raise NotImplementedError
+
+
+class Decoder:
+    """Base class of decoders: teacher forcing and the decoder-step interface."""
+
+    type_name: ClassVar[str] = ""
+    config_class: ClassVar[type] = object
+
+    def __init__(self, config: Any, memory_dim: int) -> None:
+        self.config = config
+        self.memory_dim = memory_dim
+
+    @property
+    def vocab_size(self) -> int:
+        return self.config.vocab_size
+
+    @property
+    def has_attention(self) -> bool:
+        """Whether `step` leaves the last step's attention weights in `state["attention"]`."""
+        return False
+
+    def share_source_embedding(self, encoder: Encoder) -> None:
+        """Hook for decoders that tie their embedding with the encoder's; default: none."""
+
+    def teacher_forcing(self, target_ids, encoded: EncoderOutput):
+        """[batch, time] target input ids -> [batch, time, vocab] float32 logits."""
+        raise NotImplementedError
+
+    def encoder_tensors(self, encoded: EncoderOutput) -> list:
+        """The tensors decoding needs from the encoder (outputs of the encoder model)."""
+        raise NotImplementedError
+
+    def start(
+        self, tensors: list[tf.Tensor], max_length: tf.Tensor | int | None
     ) -> tuple[TensorDict, TensorDict]:
-        """`max_length` bounds the decoding steps (sizes fixed caches, e.g. Transformer's)."""
+        """Encoder tensors -> (memory, initial state); `max_length` sizes fixed caches."""
         raise NotImplementedError
 
     def step(
@@ -43,22 +107,52 @@ class Seq2SeqModel:
     ) -> tuple[tf.Tensor, TensorDict]:
         raise NotImplementedError
 
-    @property
-    def has_attention(self) -> bool:
-        """Whether `step` leaves the last step's attention weights in `state["attention"]`."""
-        return False
 
-    @property
-    def target_vocab_size(self) -> int:
-        return self.config.target_vocab_size
+ENCODERS: dict[str, type[Encoder]] = {}
+DECODERS: dict[str, type[Decoder]] = {}
+T = TypeVar("T", bound=type)
 
-    def count_params(self) -> int:
-        return self.training_model.count_params()
 
-    def config_json(self) -> str:
-        """Family + config as JSON; `build_from_json` rebuilds the same architecture."""
-        return json.dumps(
-            {"family": self.family, "config": dataclasses.asdict(self.config)},
-            indent=2,
-            sort_keys=True,
+def register_encoder(name: str) -> Callable[[T], T]:
+    """Class decorator: make an encoder buildable by `name` (catalog, configs, CLI)."""
+
+    def add(cls: T) -> T:
+        cls.type_name = name
+        ENCODERS[name] = cls
+        return cls
+
+    return add
+
+
+def register_decoder(name: str) -> Callable[[T], T]:
+    """Class decorator: make a decoder buildable by `name`."""
+
+    def add(cls: T) -> T:
+        cls.type_name = name
+        DECODERS[name] = cls
+        return cls
+
+    return add
+
+
+def config_fields(cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(cls.config_class)}
+
+
+def make_config(cls: type, values: dict[str, Any], what: str) -> Any:
+    """`cls.config_class(**values)`, refusing unknown keys with a message naming them."""
+    unknown = sorted(set(values) - config_fields(cls))
+    if unknown:
+        raise ValueError(
+            f"unknown config fields for {what} {cls.type_name!r}: {unknown}; "
+            f"known: {sorted(config_fields(cls))}"
         )
+    return cls.config_class(**values)
+
+
+def masked_mean(x, mask):
+    """Mean over time of `x` [B, T, D] where `mask` [B, T] is True."""
+    weights = keras.ops.cast(mask, x.dtype)[:, :, None]
+    return keras.ops.sum(x * weights, axis=1) / keras.ops.maximum(
+        keras.ops.sum(weights, axis=1), 1.0
+    )

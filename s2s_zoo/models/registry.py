@@ -1,135 +1,186 @@
-"""The catalog: model names -> (family, default config), and families -> builders.
+"""The catalog: named models (encoder + decoder + their settings + training defaults).
 
-Recipes, the CLI and the tests iterate over `CATALOG`, so a new entry is trained,
-decoded, exported and conformance-checked by the test suite automatically.
+Recipes, `s2s-zoo train --model NAME`, the CLI and the tests iterate over
+`CATALOG`, so a new entry is trained, decoded, exported and conformance-checked by
+the test suite automatically. Entries carry training and decoding defaults
+(OpenNMT-tf's `auto_config`), so every entry is trainable without a recipe.
+
+Config overrides are flat: a key goes to the encoder and/or the decoder config
+that has a field of that name (`dropout`, `cell` reach both); `encoder.KEY` or
+`decoder.KEY` targets one side only. Unknown keys are an error.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
-from s2s_zoo.models.base import Seq2SeqModel
-from s2s_zoo.models.media import ImageCaptioner, SpeechRecognizer
-from s2s_zoo.models.rnn import RNNSeq2Seq
-from s2s_zoo.models.transformer import TransformerSeq2Seq
+# importing the packages registers the built-in encoders and decoders
+import s2s_zoo.models.decoders  # noqa: F401
+import s2s_zoo.models.encoders  # noqa: F401
+from s2s_zoo.models.base import DECODERS, ENCODERS, config_fields, make_config
+from s2s_zoo.models.seq2seq import Seq2SeqModel
 
-FAMILIES: dict[str, type[Seq2SeqModel]] = {
-    "rnn": RNNSeq2Seq,
-    "transformer": TransformerSeq2Seq,
-    "image_rnn": ImageCaptioner,
-    "speech_rnn": SpeechRecognizer,
-}
-# what each family reads: text (token ids), image (pixels) or audio (log-mel frames)
-SOURCE_KIND = {"rnn": "text", "transformer": "text", "image_rnn": "image", "speech_rnn": "audio"}
 
-# name -> (family, config overrides on top of the family's defaults)
-CATALOG: dict[str, tuple[str, dict[str, Any]]] = {
-    # Sutskever et al. 2014: stacked LSTMs, no attention, source read backwards.
-    "rnn_plain": (
-        "rnn",
-        {
-            "cell": "lstm",
-            "attention": "none",
-            "bidirectional": False,
-            "encoder_layers": 2,
-            "decoder_layers": 2,
-            "reverse_source": True,
-        },
+@dataclass(frozen=True)
+class CatalogEntry:
+    """A named architecture with its own training and decoding defaults."""
+
+    encoder: str
+    decoder: str
+    config: dict[str, Any] = field(default_factory=dict)  # flat overrides, see module doc
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields
+    decoding: dict[str, Any] = field(default_factory=dict)  # DecodingConfig fields
+    about: str = ""
+
+
+_RNN_TRAIN = {"epochs": 10, "batch_size": 64, "learning_rate": 3e-3, "patience": 2}
+_TRANSFORMER_TRAIN = {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3, "patience": 2}
+
+CATALOG: dict[str, CatalogEntry] = {
+    "rnn_plain": CatalogEntry(
+        "rnn", "rnn",
+        {"cell": "lstm", "attention": "none", "bidirectional": False, "encoder_layers": 2,
+         "decoder_layers": 2, "reverse_source": True},
+        _RNN_TRAIN,
+        about="Sutskever et al. 2014: stacked LSTMs, no attention, source read backwards",
     ),
-    "simple_rnn_bahdanau": ("rnn", {"cell": "simple_rnn", "attention": "bahdanau"}),
-    "gru_bahdanau": ("rnn", {"cell": "gru", "attention": "bahdanau", "bidirectional": True}),
-    # Luong et al. 2015: general (bilinear) score with input feeding.
-    "lstm_luong": ("rnn", {"cell": "lstm", "attention": "luong_general", "input_feeding": True}),
-    "lstm_luong_dot": ("rnn", {"cell": "lstm", "attention": "luong_dot"}),
-    # deeper stack with residual connections between layers (GNMT-style)
-    "lstm_residual": (
-        "rnn",
-        {
-            "cell": "lstm",
-            "attention": "bahdanau",
-            "encoder_layers": 3,
-            "decoder_layers": 2,
-            "residual": True,
-            "dropout": 0.1,
-            "encoder_units": 128,
-            "decoder_units": 256,
-        },
+    "simple_rnn_bahdanau": CatalogEntry(
+        "rnn", "rnn", {"cell": "simple_rnn", "attention": "bahdanau"}, _RNN_TRAIN,
+        about="SimpleRNN encoder-decoder with additive attention",
     ),
-    "transformer_tiny": (
-        "transformer",
-        {
-            "hidden_dim": 128,
-            "intermediate_dim": 512,
-            "num_heads": 4,
-            "encoder_layers": 2,
-            "decoder_layers": 2,
-        },
+    "gru_bahdanau": CatalogEntry(
+        "rnn", "rnn", {"cell": "gru", "attention": "bahdanau", "bidirectional": True}, _RNN_TRAIN,
+        about="Bahdanau et al. 2015: bidirectional GRU encoder, additive attention",
     ),
-    "transformer_base": (
-        "transformer",
-        {
-            "hidden_dim": 512,
-            "intermediate_dim": 2048,
-            "num_heads": 8,
-            "encoder_layers": 6,
-            "decoder_layers": 6,
-            "positions": "sinusoidal",
-        },
+    "lstm_luong": CatalogEntry(
+        "rnn", "rnn", {"cell": "lstm", "attention": "luong_general", "input_feeding": True},
+        _RNN_TRAIN,
+        about="Luong et al. 2015: general (bilinear) score with input feeding",
     ),
-    # Show, Attend and Tell: MobileNetV3 grid (stride 16) + LSTM decoder with additive attention
-    "show_attend_tell": (
-        "image_rnn",
+    "lstm_luong_dot": CatalogEntry(
+        "rnn", "rnn", {"cell": "lstm", "attention": "luong_dot"}, _RNN_TRAIN,
+        about="Luong et al. 2015: dot score (decoder width = encoder output width)",
+    ),
+    "lstm_residual": CatalogEntry(
+        "rnn", "rnn",
+        {"cell": "lstm", "attention": "bahdanau", "encoder_layers": 3, "decoder_layers": 2,
+         "residual": True, "dropout": 0.1, "encoder_units": 128, "decoder_units": 256},
+        _RNN_TRAIN,
+        about="GNMT-style deeper stack with residual connections between layers",
+    ),
+    "transformer_tiny": CatalogEntry(
+        "transformer", "transformer",
+        {"hidden_dim": 128, "intermediate_dim": 512, "num_heads": 4, "encoder_layers": 2,
+         "decoder_layers": 2},
+        _TRANSFORMER_TRAIN,
+        about="Small pre-LN Transformer (keras-hub layers)",
+    ),
+    "transformer_base": CatalogEntry(
+        "transformer", "transformer",
+        {"hidden_dim": 512, "intermediate_dim": 2048, "num_heads": 8, "encoder_layers": 6,
+         "decoder_layers": 6, "positions": "sinusoidal"},
+        {**_TRANSFORMER_TRAIN, "learning_rate": 5e-4},
+        about="Vaswani et al. 2017 base size",
+    ),
+    "show_attend_tell": CatalogEntry(
+        "image_cnn", "rnn",
         {"backbone": "mobilenet_v3_small", "cell": "lstm", "attention": "bahdanau"},
+        {"epochs": 30, "batch_size": 32, "learning_rate": 2e-3, "patience": 4},
+        about="Xu et al. 2015: MobileNetV3 grid (stride 16) + LSTM decoder with attention",
     ),
-    # Listen, Attend and Spell style: 4x conv subsampling, 2 BiLSTM layers, additive attention
-    "speech_las": (
-        "speech_rnn",
+    "speech_las": CatalogEntry(
+        "speech_conv_rnn", "rnn",
         {"cell": "lstm", "encoder_layers": 2, "bidirectional": True, "attention": "bahdanau"},
+        {"epochs": 20, "batch_size": 32, "learning_rate": 2e-3, "patience": 3},
+        about="Listen, Attend and Spell style: 4x conv subsampling, BiLSTM, attention",
     ),
-}
+}  # fmt: skip
 
 
-def source_kind(name: str) -> str:
-    """'text', 'image' or 'audio': what catalog entry `name` takes as its source."""
-    return SOURCE_KIND[CATALOG[name][0]]
+def source_features(name: str) -> str:
+    """What catalog entry `name` reads: "token_ids", "image", "audio_features", ..."""
+    return ENCODERS[entry(name).encoder].source_features
 
 
-def catalog_names(kind: str | None = None) -> list[str]:
-    """Catalog entries, optionally only those reading `kind` sources; sorted."""
-    return sorted(n for n in CATALOG if kind is None or source_kind(n) == kind)
+def catalog_names(source: str | None = None) -> list[str]:
+    """Catalog entries, optionally only those whose encoder reads `source` features."""
+    return sorted(n for n in CATALOG if source is None or source_features(n) == source)
 
 
-def build_model(family: str, config: dict[str, Any]) -> Seq2SeqModel:
-    """Build a model of `family` from a config dict (unknown keys are an error)."""
-    if family not in FAMILIES:
-        raise KeyError(f"unknown model family {family!r}; known: {sorted(FAMILIES)}")
-    cls = FAMILIES[family]
-    known = {f.name for f in dataclasses.fields(cls.config_class)}
-    unknown = sorted(set(config) - known)
-    if unknown:
-        raise ValueError(f"unknown config fields for family {family!r}: {unknown}")
-    return cls(cls.config_class(**config))
+def entry(name: str) -> CatalogEntry:
+    if name not in CATALOG:
+        raise KeyError(f"unknown model {name!r}; the catalog has {sorted(CATALOG)}")
+    return CATALOG[name]
+
+
+def split_overrides(
+    encoder: str, decoder: str, overrides: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Route flat config keys to the encoder and/or decoder (see the module docstring)."""
+    enc_cls, dec_cls = ENCODERS[encoder], DECODERS[decoder]
+    enc, dec = {}, {}
+    for key, value in overrides.items():
+        side, _, name = key.rpartition(".")
+        if side == "encoder":
+            enc[name] = value
+        elif side == "decoder":
+            dec[name] = value
+        elif side:
+            raise ValueError(f"config key {key!r}: the prefix must be 'encoder.' or 'decoder.'")
+        else:
+            targets = [
+                d for cls, d in ((enc_cls, enc), (dec_cls, dec)) if key in config_fields(cls)
+            ]
+            if not targets:
+                raise ValueError(
+                    f"config key {key!r} is neither an encoder field of {encoder!r} "
+                    f"({sorted(config_fields(enc_cls))}) nor a decoder field of {decoder!r} "
+                    f"({sorted(config_fields(dec_cls))})"
+                )
+            for target in targets:
+                target[key] = value
+    return enc, dec
+
+
+def build_model(
+    encoder: str, encoder_config: dict[str, Any], decoder: str, decoder_config: dict[str, Any]
+) -> Seq2SeqModel:
+    """Build an encoder and a decoder by registered name from config dicts, and join them."""
+    for what, name, known in (("encoder", encoder, ENCODERS), ("decoder", decoder, DECODERS)):
+        if name not in known:
+            raise KeyError(f"unknown {what} {name!r}; registered: {sorted(known)}")
+    enc = ENCODERS[encoder](make_config(ENCODERS[encoder], encoder_config, "encoder"))
+    dec_cls = DECODERS[decoder]
+    dec = dec_cls(make_config(dec_cls, decoder_config, "decoder"), enc.memory_dim)
+    return Seq2SeqModel(enc, dec)
 
 
 def build_from_catalog(
     name: str, source_vocab_size: int, target_vocab_size: int, **overrides: Any
 ) -> Seq2SeqModel:
-    """Build catalog entry `name` for the given vocabularies, with optional overrides."""
-    if name not in CATALOG:
-        raise KeyError(f"unknown model {name!r}; the catalog has {sorted(CATALOG)}")
-    family, defaults = CATALOG[name]
-    config = {
-        **defaults,
-        **overrides,
-        "source_vocab_size": source_vocab_size,
-        "target_vocab_size": target_vocab_size,
-    }
-    return build_model(family, config)
+    """Build catalog entry `name` for the given vocabularies, with optional overrides.
+
+    `source_vocab_size` is ignored by encoders that read no tokens (images, audio).
+    """
+    e = entry(name)
+    enc, dec = split_overrides(e.encoder, e.decoder, {**e.config, **overrides})
+    if "vocab_size" in config_fields(ENCODERS[e.encoder]):
+        enc["vocab_size"] = source_vocab_size
+    dec["vocab_size"] = target_vocab_size
+    return build_model(e.encoder, enc, e.decoder, dec)
 
 
 def build_from_json(text: str) -> Seq2SeqModel:
     """Rebuild a model from `Seq2SeqModel.config_json()` output."""
     spec = json.loads(text)
-    return build_model(spec["family"], spec["config"])
+    if "encoder" not in spec or "decoder" not in spec:
+        raise ValueError(
+            "model.json has no 'encoder'/'decoder' entries: it was written by an older "
+            "s2s-zoo (a single 'family'); retrain, or export again with that version"
+        )
+    return build_model(
+        spec["encoder"]["type"], spec["encoder"]["config"],
+        spec["decoder"]["type"], spec["decoder"]["config"],
+    )  # fmt: skip

@@ -1,0 +1,6 @@
+"""Decoders, registered by name on import: the decoder-step interface over a memory."""
+
+from s2s_zoo.models.decoders.rnn import RNNDecoder, RNNDecoderConfig
+from s2s_zoo.models.decoders.transformer import TransformerDecoder, TransformerDecoderConfig
+
+__all__ = ["RNNDecoder", "RNNDecoderConfig", "TransformerDecoder", "TransformerDecoderConfig"]

@@ -1,0 +1,213 @@
+"""Transformer decoder on keras-hub's TransformerDecoder layers, with incremental decoding.
+
+The state carries each decoder layer's self-attention key/value cache ([batch, 2,
+max_length, heads, head_dim], keras-hub's layout) and the memory carries the
+cross-attention keys/values, computed once per source. A step therefore costs one
+position, not the whole prefix. `uncached_step` re-runs the full prefix instead;
+it exists so tests can prove both give the same output.
+
+Memory of another width than `hidden_dim` (an RNN, image or speech encoder) is
+projected to `hidden_dim` first, so this decoder runs over any encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import keras_hub
+import tensorflow as tf
+from keras import layers
+
+from s2s_zoo.models.base import Decoder, Encoder, EncoderOutput, TensorDict, register_decoder
+from s2s_zoo.models.encoders.transformer import POSITIONS, embed_tokens, position_layer
+
+SHARING = ("none", "decoder_output", "all")
+
+
+@dataclass
+class TransformerDecoderConfig:
+    """A Transformer decoder (pre-LN by default)."""
+
+    vocab_size: int = 0
+    hidden_dim: int = 256
+    intermediate_dim: int = 1024
+    num_heads: int = 4
+    decoder_layers: int = 3
+    dropout: float = 0.1
+    positions: str = "sinusoidal"
+    max_positions: int = 512
+    # "decoder_output": target embedding tied with the output projection;
+    # "all": also shared with the source embedding (needs one joint vocabulary).
+    share_embeddings: str = "decoder_output"
+    normalize_first: bool = True
+
+    def __post_init__(self) -> None:
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions must be one of {POSITIONS}, got {self.positions!r}")
+        if self.share_embeddings not in SHARING:
+            raise ValueError(f"share_embeddings must be one of {SHARING}")
+        if self.hidden_dim % self.num_heads:
+            raise ValueError("hidden_dim must be divisible by num_heads")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_dim // self.num_heads
+
+
+@register_decoder("transformer")
+class TransformerDecoder(Decoder):
+    """See the module docstring.
+
+    >>> from s2s_zoo.models.encoders import TransformerEncoder, TransformerEncoderConfig
+    >>> from s2s_zoo.models.seq2seq import Seq2SeqModel
+    >>> small = dict(hidden_dim=8, intermediate_dim=16, num_heads=2)
+    >>> enc = TransformerEncoder(TransformerEncoderConfig(vocab_size=40, encoder_layers=1,
+    ...                                                   **small))
+    >>> dec = TransformerDecoder(TransformerDecoderConfig(vocab_size=30, decoder_layers=1,
+    ...                                                   **small), enc.memory_dim)
+    >>> Seq2SeqModel(enc, dec).training_model.output.shape
+    (None, None, 30)
+    """
+
+    config_class = TransformerDecoderConfig
+
+    def __init__(self, config: TransformerDecoderConfig, memory_dim: int) -> None:
+        super().__init__(config, memory_dim)
+        c = config
+        tie = c.share_embeddings != "none"
+        self.token_embedding = keras_hub.layers.ReversibleEmbedding(
+            c.vocab_size, c.hidden_dim, tie_weights=tie, name="target_embedding"
+        )
+        self.positions = position_layer(c.positions, c.max_positions, "target_positions")
+        self.dropout = layers.Dropout(c.dropout, name="target_dropout")
+        self.memory_projection = (
+            None if memory_dim == c.hidden_dim else layers.Dense(c.hidden_dim, name="memory_proj")
+        )
+        self.layers = [
+            keras_hub.layers.TransformerDecoder(
+                intermediate_dim=c.intermediate_dim,
+                num_heads=c.num_heads,
+                dropout=c.dropout,
+                normalize_first=c.normalize_first,
+                name=f"decoder_{i}",
+            )
+            for i in range(c.decoder_layers)
+        ]
+        self.norm = layers.LayerNormalization(epsilon=1e-5, name="decoder_norm")
+        self.output_projection = (
+            None if tie else layers.Dense(c.vocab_size, name="output_projection")
+        )
+
+    def share_source_embedding(self, encoder: Encoder) -> None:
+        """With share_embeddings="all", the encoder reads tokens through our embedding."""
+        if self.config.share_embeddings != "all":
+            return
+        source_vocab = getattr(encoder.config, "vocab_size", None)
+        if source_vocab != self.config.vocab_size or not hasattr(encoder, "token_embedding"):
+            raise ValueError(
+                "share_embeddings='all' needs a token encoder with one joint vocabulary for "
+                f"both sides; got source vocabulary {source_vocab} and target "
+                f"{self.config.vocab_size}"
+            )
+        encoder.token_embedding = self.token_embedding
+
+    # -- graph pieces ---------------------------------------------------------------------
+
+    def _embed(self, ids, start_index=0):
+        return embed_tokens(ids, self.token_embedding, self.positions, self.dropout,
+                            self.config.hidden_dim, start_index)  # fmt: skip
+
+    def _memory(self, memory):
+        return memory if self.memory_projection is None else self.memory_projection(memory)
+
+    def _logits(self, x):
+        if self.config.normalize_first:
+            x = self.norm(x)
+        if self.output_projection is None:
+            logits = self.token_embedding(x, reverse=True)
+        else:
+            logits = self.output_projection(x)
+        return keras.ops.cast(logits, "float32")
+
+    def _decode_full(self, target_ids, memory, source_mask):
+        target_mask = keras.ops.not_equal(target_ids, 0)
+        y = self._embed(target_ids)
+        for layer in self.layers:
+            y = layer(
+                y,
+                encoder_sequence=memory,
+                decoder_padding_mask=target_mask,
+                encoder_padding_mask=source_mask,
+            )
+        return self._logits(y)
+
+    def teacher_forcing(self, target_ids, encoded: EncoderOutput):
+        return self._decode_full(target_ids, self._memory(encoded.memory), encoded.mask)
+
+    def encoder_tensors(self, encoded: EncoderOutput) -> list:
+        return [self._memory(encoded.memory), encoded.mask]
+
+    # -- the decoder-step interface -------------------------------------------------------
+
+    def start(self, tensors, max_length=None) -> tuple[TensorDict, TensorDict]:
+        c = self.config
+        if max_length is None:
+            max_length = c.max_positions
+        memory, mask = (tf.identity(t) for t in tensors)
+        batch, source_len = tf.shape(memory)[0], tf.shape(memory)[1]
+        out: TensorDict = {"memory": memory, "mask": mask}
+        # Fill each layer's cross-attention cache once, with a throwaway query position.
+        probe = tf.zeros([batch, 1, c.hidden_dim], memory.dtype)
+        for i, layer in enumerate(self.layers):
+            _, _, cross = layer(
+                probe,
+                encoder_sequence=memory,
+                encoder_padding_mask=mask,
+                self_attention_cache=tf.zeros([batch, 2, 1, c.num_heads, c.head_dim], memory.dtype),
+                self_attention_cache_update_index=0,
+                cross_attention_cache=tf.zeros(
+                    [batch, 2, source_len, c.num_heads, c.head_dim], memory.dtype
+                ),
+                cross_attention_cache_update_index=0,
+                training=False,
+            )
+            out[f"cross_{i}"] = cross
+        state: TensorDict = {"index": tf.zeros([batch], tf.int32)}
+        for i in range(c.decoder_layers):
+            state[f"self_{i}"] = tf.zeros(
+                [batch, 2, max_length, c.num_heads, c.head_dim], memory.dtype
+            )
+        return out, state
+
+    def step(self, token_ids, state, memory) -> tuple[tf.Tensor, TensorDict]:
+        index = state["index"][0]  # every row of a search is at the same position
+        y = self._embed(token_ids[:, None], start_index=index)
+        new_state: TensorDict = {"index": state["index"] + 1}
+        for i, layer in enumerate(self.layers):
+            y, new_state[f"self_{i}"], _ = layer(
+                y,
+                encoder_sequence=memory["memory"],
+                encoder_padding_mask=memory["mask"],
+                self_attention_cache=state[f"self_{i}"],
+                self_attention_cache_update_index=index,
+                cross_attention_cache=memory[f"cross_{i}"],
+                cross_attention_cache_update_index=None,
+                training=False,
+            )
+        return self._logits(y)[:, 0, :], new_state
+
+    def uncached_state(self, batch: tf.Tensor, max_length: int) -> TensorDict:
+        """State for `uncached_step`: the prefix so far, padded."""
+        return {
+            "index": tf.zeros([batch], tf.int32),
+            "prefix": tf.zeros([batch, max_length], tf.int32),
+        }
+
+    def uncached_step(self, token_ids, state, memory) -> tuple[tf.Tensor, TensorDict]:
+        """Reference step: decode the whole prefix again (quadratic; tests only)."""
+        index = state["index"][0]
+        width = tf.shape(state["prefix"])[1]
+        prefix = state["prefix"] + token_ids[:, None] * tf.one_hot(index, width, dtype=tf.int32)
+        logits = self._decode_full(prefix[:, : index + 1], memory["memory"], memory["mask"])
+        return logits[:, -1, :], {"index": state["index"] + 1, "prefix": prefix}

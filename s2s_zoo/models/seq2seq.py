@@ -1,0 +1,101 @@
+"""An encoder-decoder model: any registered encoder joined to any registered decoder.
+
+`Seq2SeqModel` builds three views that share weights:
+- `training_model`: functional `[*source inputs, target_ids] -> logits` (teacher forcing);
+- `encoder_model`: source inputs -> the tensors the decoder needs at decoding time;
+- `encode(source, max_length) -> (memory, state)` and `step(token_ids, state, memory)`,
+  the decoder-step interface that greedy and beam search run on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from s2s_zoo.models.base import Decoder, Encoder, TensorDict
+
+
+@dataclass
+class ModelConfig:
+    """Which encoder and decoder, and their configs: enough to rebuild the architecture."""
+
+    encoder_type: str
+    encoder: Any
+    decoder_type: str
+    decoder: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "encoder": {"type": self.encoder_type, "config": dataclasses.asdict(self.encoder)},
+            "decoder": {"type": self.decoder_type, "config": dataclasses.asdict(self.decoder)},
+        }
+
+
+class Seq2SeqModel:
+    """Joins an encoder and a decoder whose memory contract matches.
+
+    >>> from s2s_zoo.models.registry import build_model
+    >>> model = build_model("rnn", {"vocab_size": 40}, "transformer",
+    ...                     {"vocab_size": 30, "hidden_dim": 16, "intermediate_dim": 32,
+    ...                      "num_heads": 2, "decoder_layers": 1})
+    >>> model.training_model.output.shape
+    (None, None, 30)
+    """
+
+    def __init__(self, encoder: Encoder, decoder: Decoder, name: str = "seq2seq") -> None:
+        self.encoder, self.decoder = encoder, decoder
+        decoder.share_source_embedding(encoder)
+        source_inputs = encoder.inputs()
+        target_ids = keras.Input((None,), dtype="int32", name="target_ids")
+        encoded = encoder(source_inputs)
+        logits = decoder.teacher_forcing(target_ids, encoded)
+        self.training_model = keras.Model([*source_inputs, target_ids], logits, name=name)
+        self.encoder_model = keras.Model(
+            source_inputs if len(source_inputs) > 1 else source_inputs[0],
+            decoder.encoder_tensors(encoded),
+            name=f"{name}_encoder",
+        )
+        self.num_source_inputs = len(source_inputs)
+
+    @property
+    def config(self) -> ModelConfig:
+        return ModelConfig(
+            self.encoder.type_name, self.encoder.config, self.decoder.type_name, self.decoder.config
+        )
+
+    @property
+    def source_features(self) -> str:
+        return self.encoder.source_features
+
+    @property
+    def has_attention(self) -> bool:
+        """Whether `step` leaves the last step's attention weights in `state["attention"]`."""
+        return self.decoder.has_attention
+
+    @property
+    def target_vocab_size(self) -> int:
+        return self.decoder.vocab_size
+
+    def count_params(self) -> int:
+        return self.training_model.count_params()
+
+    def config_json(self) -> str:
+        """Encoder + decoder types and configs as JSON; `build_from_json` rebuilds them."""
+        return json.dumps(self.config.to_dict(), indent=2, sort_keys=True)
+
+    def encode(
+        self, source: tf.Tensor | tuple | list, max_length: tf.Tensor | int | None = None
+    ) -> tuple[TensorDict, TensorDict]:
+        """Source features -> (memory, initial decoder state); `max_length` sizes caches."""
+        source = list(source) if isinstance(source, tuple | list) else source
+        return self.decoder.start(self.encoder_model(source, training=False), max_length)
+
+    def step(
+        self, token_ids: tf.Tensor, state: TensorDict, memory: TensorDict
+    ) -> tuple[tf.Tensor, TensorDict]:
+        return self.decoder.step(token_ids, state, memory)

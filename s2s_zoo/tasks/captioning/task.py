@@ -1,0 +1,76 @@
+"""Image captioning: JPEG/PNG bytes in, caption text out; default data is digit strips."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from s2s_zoo.data.captions import read_caption_tsv, read_coco_captions
+from s2s_zoo.data.media_pipeline import make_image_dataset
+from s2s_zoo.data.media_preprocessors import ImagePreprocessor
+from s2s_zoo.data.tokenizer import train_sentencepiece
+from s2s_zoo.features.image import ImageFrontEnd
+from s2s_zoo.metrics import corpus_bleu
+from s2s_zoo.tasks.base import Example, FileSourceTask, Splits, exact_match, register_task
+
+
+@register_task("captioning")
+class CaptioningTask(FileSourceTask):
+    """Image -> caption; reads `image_path<TAB>caption` TSV or COCO captions JSON."""
+
+    default_model = "show_attend_tell"
+    default_options = {
+        "vocab_size": 64,
+        "max_target_length": 64,
+        "front_end": {"height": 32, "width": 128},  # ImageFrontEnd arguments
+        "default_task": {},  # arguments of make_digit_caption_task
+    }
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--image-dir", help="image folder for COCO-style JSON annotations")
+        parser.add_argument("--backbone-weights", help="local weights file for the CNN backbone")
+        parser.add_argument("--freeze-backbone", action="store_true", help="train the decoder only")
+
+    def read(self, path: str, args: argparse.Namespace) -> list[Example]:
+        if path.endswith(".json"):
+            if not args.image_dir:
+                raise SystemExit("--image-dir is required with COCO-style JSON annotations")
+            return read_coco_captions(path, args.image_dir)
+        return read_caption_tsv(path)
+
+    def default_splits(self, args: argparse.Namespace) -> Splits:
+        from s2s_zoo.tasks.captioning.digit_strips import make_digit_caption_task
+
+        print("No --train given: handwritten-digit strings (scikit-learn digits) -> words.")
+        files = make_digit_caption_task(
+            args.data_dir, seed=args.seed, **self.options["default_task"]
+        )
+        return {split: read_caption_tsv(path) for split, path in files.items()}
+
+    def make_preprocessor(self, train: list[Example], args: argparse.Namespace):
+        target = train_sentencepiece([t for _, t in train], args.vocab_size)
+        front = ImageFrontEnd(**self.options["front_end"])
+        return ImagePreprocessor(target, front, self.options["max_target_length"])
+
+    def model_overrides(self, preprocessor, args: argparse.Namespace) -> dict:
+        front = preprocessor.front_end
+        overrides = {"image_height": front.height, "image_width": front.width}
+        if args.freeze_backbone:
+            overrides["backbone_trainable"] = False
+        return overrides
+
+    def after_build(self, model, args: argparse.Namespace) -> None:
+        if args.backbone_weights:
+            model.encoder.backbone.load_weights(args.backbone_weights)
+            print(f"Backbone weights loaded from {args.backbone_weights}")
+
+    def dataset(self, examples, preprocessor, args, training):
+        return make_image_dataset(
+            examples, preprocessor, args.batch_size, shuffle=training, seed=args.seed
+        )
+
+    def score(self, hypotheses: Sequence[str], references: Sequence[list[str]]) -> dict:
+        return {
+            "exact_match": exact_match(hypotheses, references),
+            "bleu4": corpus_bleu(hypotheses, references),
+        }

@@ -1,0 +1,74 @@
+"""Speech recognition: WAV bytes in, transcript out; default data is spoken numbers."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from s2s_zoo.data.asr_manifests import read_manifest
+from s2s_zoo.data.media_pipeline import make_audio_dataset
+from s2s_zoo.data.media_preprocessors import AudioPreprocessor
+from s2s_zoo.data.tokenizer import train_sentencepiece
+from s2s_zoo.features.audio import AudioFrontEnd
+from s2s_zoo.metrics import error_rates
+from s2s_zoo.tasks.base import Example, FileSourceTask, Splits, exact_match, register_task
+
+
+@register_task("speech")
+class SpeechTask(FileSourceTask):
+    """WAV -> transcript; reads CSV/TSV manifests with a header, or JSONL."""
+
+    default_model = "speech_las"
+    default_options = {
+        "vocab_size": 64,
+        "max_target_length": 64,
+        "front_end": {},  # AudioFrontEnd arguments
+        "default_task": {},  # arguments of make_spoken_number_task
+        "spec_augment": False,
+    }
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--path-field", default="path", help="manifest audio path column")
+        parser.add_argument("--transcript-field", default="transcript", help="transcript column")
+        parser.add_argument(
+            "--spec-augment",
+            action=argparse.BooleanOptionalAction,
+            default=self.options["spec_augment"],
+            help="SpecAugment masking on training batches",
+        )
+
+    def read(self, path: str, args: argparse.Namespace) -> list[Example]:
+        return read_manifest(
+            path, path_field=args.path_field, transcript_field=args.transcript_field
+        )
+
+    def default_splits(self, args: argparse.Namespace) -> Splits:
+        from s2s_zoo.tasks.speech.espeak_numbers import make_spoken_number_task
+
+        print("No --train given: spoken numbers rendered by espeak-ng, test voices held out.")
+        files = make_spoken_number_task(
+            args.data_dir, seed=args.seed, **self.options["default_task"]
+        )
+        return {split: read_manifest(path) for split, path in files.items()}
+
+    def make_preprocessor(self, train: list[Example], args: argparse.Namespace):
+        target = train_sentencepiece([t for _, t in train], args.vocab_size)
+        front = AudioFrontEnd(**self.options["front_end"])
+        return AudioPreprocessor(target, front, self.options["max_target_length"])
+
+    def model_overrides(self, preprocessor, args: argparse.Namespace) -> dict:
+        return {"feature_dim": preprocessor.front_end.feature_dim}
+
+    def dataset(self, examples, preprocessor, args, training):
+        return make_audio_dataset(
+            examples,
+            preprocessor,
+            args.batch_size,
+            shuffle=training,
+            seed=args.seed,
+            spec_augment=training and args.spec_augment,
+        )
+
+    def score(self, hypotheses: Sequence[str], references: Sequence[list[str]]) -> dict:
+        rates = error_rates(hypotheses, [refs[0] for refs in references])
+        return {"exact_match": exact_match(hypotheses, references), **rates}

@@ -1,0 +1,74 @@
+"""Translation: text pairs in, text out; default data is English -> French number words."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from s2s_zoo.data.pipeline import make_dataset
+from s2s_zoo.data.preprocessor import TextPreprocessor
+from s2s_zoo.data.readers import read_pairs
+from s2s_zoo.data.tokenizer import train_sentencepiece
+from s2s_zoo.metrics import corpus_bleu
+from s2s_zoo.tasks.base import Example, Splits, Task, exact_match, register_task
+from s2s_zoo.tasks.translation.numbers import make_number_splits
+
+
+@register_task("translation")
+class TranslationTask(Task):
+    """Source text -> target text; reads TSV (`source<TAB>target`) or JSONL pairs."""
+
+    default_model = "gru_bahdanau"
+    default_options = {
+        "vocab_size": 8000,
+        "max_source_length": 128,
+        "max_target_length": 128,
+        "default_train_size": 20_000,
+    }
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--format", choices=["tsv", "jsonl"], help="override detection")
+        parser.add_argument("--source-field", default="source", help="JSONL source field")
+        parser.add_argument("--target-field", default="target", help="JSONL target field")
+        parser.add_argument(
+            "--train-size",
+            type=int,
+            default=self.options["default_train_size"],
+            help="pairs of the embedded number task (ignored with --train)",
+        )
+
+    def read(self, path: str, args: argparse.Namespace) -> list[Example]:
+        report = read_pairs(
+            path,
+            file_format=args.format,
+            source_field=args.source_field,
+            target_field=args.target_field,
+        )
+        print(report.summary())
+        return report.pairs
+
+    def default_splits(self, args: argparse.Namespace) -> Splits:
+        print(
+            f"No --train given: using the embedded task, English -> French number words "
+            f"(num2words), {args.train_size} training pairs, held-out numbers for test."
+        )
+        return make_number_splits(args.train_size, 500, 1000, seed=args.seed)
+
+    def make_preprocessor(self, train: list[Example], args: argparse.Namespace):
+        return TextPreprocessor(
+            train_sentencepiece([s for s, _ in train], args.vocab_size),
+            train_sentencepiece([t for _, t in train], args.vocab_size),
+            self.options["max_source_length"],
+            self.options["max_target_length"],
+        )
+
+    def dataset(self, examples, preprocessor, args, training):
+        return make_dataset(
+            examples, preprocessor, args.batch_size, shuffle=training, seed=args.seed
+        )
+
+    def score(self, hypotheses: Sequence[str], references: Sequence[list[str]]) -> dict:
+        return {
+            "exact_match": exact_match(hypotheses, references),
+            "bleu": corpus_bleu(hypotheses, references),
+        }

@@ -1,0 +1,324 @@
+"""The one recipe runner: parse -> read -> preprocess -> build -> fit -> checkpoint ->
+export -> serving check -> evaluate, for every task and every catalog model.
+
+A recipe script declares a `Recipe` (task, catalog model, overrides, defaults) and
+calls `main(RECIPE)`; `s2s-zoo train --task T --model M` builds the same `Recipe`
+from the catalog entry's own defaults. Task-specific behaviour lives in the task
+(`s2s_zoo.tasks`), model-specific behaviour in the catalog (`s2s_zoo.models`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from s2s_zoo.bundle import load_bundle, save_bundle
+from s2s_zoo.data.readers import DataFormatError
+from s2s_zoo.export.conformance import check_serving
+from s2s_zoo.export.saved_model import export_saved_model
+from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
+from s2s_zoo.models.registry import build_from_catalog, entry
+from s2s_zoo.tasks.base import Example, Splits, Task, get_task
+from s2s_zoo.training.fit import (
+    TrainConfig,
+    compile_model,
+    distribution_strategy,
+    fit,
+    set_precision,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Recipe:
+    """What a recipe script declares. `train`/`decoding` None: the catalog entry's defaults."""
+
+    name: str
+    task: str
+    model: str
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    train: TrainConfig | None = None
+    decoding: DecodingConfig | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # the task's options
+
+    def train_config(self) -> TrainConfig:
+        return self.train or TrainConfig(**entry(self.model).train)
+
+    def decoding_config(self) -> DecodingConfig:
+        return self.decoding or DecodingConfig(**entry(self.model).decoding)
+
+
+def recipe_for(task: str, model: str, name: str | None = None) -> Recipe:
+    """A recipe from a catalog entry's own training and decoding defaults."""
+    entry(model)  # unknown names fail here, with the catalog listed
+    return Recipe(name=name or f"{task}_{model}", task=task, model=model)
+
+
+# -- arguments ---------------------------------------------------------------------------
+
+
+def argument_parser(recipe: Recipe, task: Task, description: str = "") -> argparse.ArgumentParser:
+    """Every recipe's options: data, the task's own, training, decoding, export."""
+    train, decoding = recipe.train_config(), recipe.decoding_config()
+    p = argparse.ArgumentParser(description=description or recipe.name)
+    p.add_argument("--train", help="training data (formats: see the task's readers)")
+    p.add_argument("--valid", help="validation data (same formats); required with --train")
+    p.add_argument("--test", help="held-out data to evaluate the exported model on")
+    p.add_argument(
+        "--data-dir",
+        default=str(REPO_ROOT / "data" / recipe.name),
+        help="where a generated default task is written (reused when present)",
+    )
+    task.add_arguments(p)
+    p.add_argument("--init-from", help="exported version dir or checkpoint dir to fine-tune")
+    p.add_argument("--export-dir", default=str(REPO_ROOT / "exported"), help="export base")
+    p.add_argument("--name", default=recipe.name, help="model name under the export base")
+    p.add_argument(
+        "--checkpoint-dir",
+        help="checkpoint bundle directory (default: checkpoints/NAME/VERSION)",
+    )
+    p.add_argument("--epochs", type=int, default=train.epochs)
+    p.add_argument("--batch-size", type=int, default=train.batch_size)
+    p.add_argument("--learning-rate", type=float, default=train.learning_rate)
+    p.add_argument("--label-smoothing", type=float, default=train.label_smoothing)
+    p.add_argument("--max-minutes", type=float, default=train.max_minutes, help="time budget")
+    p.add_argument(
+        "--patience", type=int, default=train.patience, help="early-stopping epochs (0: off)"
+    )
+    p.add_argument("--vocab-size", type=int, default=task.options["vocab_size"])
+    p.add_argument("--beam-size", type=int, default=decoding.beam_size)
+    p.add_argument("--length-penalty", type=float, default=decoding.length_penalty)
+    p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (GPU)")
+    p.add_argument("--xla", action="store_true", help="jit_compile the training step")
+    p.add_argument("--seed", type=int, default=train.seed)
+    p.add_argument(
+        "--no-serving-check",
+        action="store_true",
+        help="skip the Session-path check of the export (not recommended)",
+    )
+    p.add_argument(
+        "--model-config",
+        default="{}",
+        help="JSON overrides of the model config, e.g. '{\"decoder_units\": 128}'",
+    )
+    return p
+
+
+def train_config_from(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        label_smoothing=args.label_smoothing,
+        patience=args.patience,
+        max_minutes=args.max_minutes,
+        jit_compile=args.xla,
+        seed=args.seed,
+    )
+
+
+def decoding_from(args: argparse.Namespace, defaults: DecodingConfig) -> DecodingConfig:
+    """The recipe's decoding settings with the command line's beam size and penalty."""
+    return dataclasses.replace(
+        defaults,
+        beam_size=args.beam_size,
+        length_penalty=args.length_penalty,
+        num_hypotheses=min(defaults.num_hypotheses, args.beam_size),
+    )
+
+
+# -- data and model ----------------------------------------------------------------------
+
+
+def load_splits(task: Task, args: argparse.Namespace) -> Splits:
+    """User files with --train/--valid(/--test), else the task's built-in corpus."""
+    if args.train:
+        if not args.valid:
+            raise SystemExit("--valid is required with --train")
+        return {s: task.read(getattr(args, s), args) for s in ("train", "valid", "test")
+                if getattr(args, s)}  # fmt: skip
+    if args.valid or args.test:
+        raise SystemExit("--valid/--test need --train (the default task makes its own splits)")
+    return task.default_splits(args)
+
+
+def build_inference(
+    recipe: Recipe, task: Task, args: argparse.Namespace, train: list[Example]
+) -> Seq2SeqInference:
+    """A fresh model with tokenizers trained on `train`, or the one to fine-tune."""
+    decoding = decoding_from(args, recipe.decoding_config())
+    extra = json.loads(args.model_config)
+    if args.init_from:
+        if extra:
+            raise SystemExit("--model-config cannot change a model loaded with --init-from")
+        loaded = load_bundle(args.init_from)
+        print(f"Fine-tuning from {args.init_from}: its vocabulary and architecture are kept.")
+        return Seq2SeqInference(loaded.preprocessor, loaded.model, decoding)
+    preprocessor = task.make_preprocessor(train, args)
+    overrides = {**task.model_overrides(preprocessor, args), **recipe.model_overrides, **extra}
+    source_vocab = getattr(preprocessor, "source_vocab_size", 0)
+    model = build_from_catalog(
+        recipe.model, source_vocab, preprocessor.target_vocab_size, **overrides
+    )
+    task.after_build(model, args)
+    return Seq2SeqInference(preprocessor, model, decoding)
+
+
+# -- finish: checkpoint, export, check, evaluate ------------------------------------------
+
+
+def checkpoint_export_and_check(
+    inference: Seq2SeqInference, task: Task, args: argparse.Namespace, splits: Splits
+) -> dict[str, Any]:
+    """Save the checkpoint first (a failed export must not lose a run), then export the
+    next version, name the checkpoint after it, and check the export on the Session path."""
+    base = Path(args.checkpoint_dir) if args.checkpoint_dir else None
+    pending = base or REPO_ROOT / "checkpoints" / args.name / f"pending-{uuid.uuid4().hex[:8]}"
+    save_bundle(inference, pending, task=task.name)
+    try:
+        export_path = export_saved_model(
+            inference, Path(args.export_dir) / args.name, task=task.name
+        )
+    except Exception:
+        print(
+            f"Export failed; the trained model is safe in {pending}. Export it again with:\n"
+            f"  s2s-zoo export --from {pending} --export-dir {args.export_dir} --name {args.name}"
+        )
+        raise
+    checkpoint_dir = pending
+    if base is None:  # one checkpoint per export version: fine-tuning never overwrites its start
+        checkpoint_dir = pending.parent / export_path.name
+        if checkpoint_dir.exists():
+            shutil.rmtree(checkpoint_dir)
+        pending.rename(checkpoint_dir)
+    print(f"Checkpoint: {checkpoint_dir}\nExported SavedModel: {export_path}")
+    if not args.no_serving_check:
+        samples = [task.serving_input(s) for s, _ in splits["valid"][:3]] + task.unusual_inputs()
+        report = check_serving(export_path, inference, texts=samples)
+        if not report.ok:
+            raise SystemExit("Serving check FAILED:\n" + "\n".join(report.mismatches))
+        print(f"Serving check (TF1 Session loader, fresh process): OK for {report.signatures}")
+    return {"export_path": export_path, "checkpoint_dir": checkpoint_dir}
+
+
+def decode_with(signature, input_name: str, inputs: Sequence[str | bytes], batch_size: int = 32):
+    """Run an exported signature over inputs in batches; return the best strings."""
+    outputs: list[str] = []
+    for i in range(0, len(inputs), batch_size):
+        batch = tf.constant(list(inputs[i : i + batch_size]), tf.string)
+        result = signature(**{input_name: batch})
+        outputs += [o.decode("utf-8") for o in result["outputs"].numpy()]
+    return outputs
+
+
+def evaluate_export(
+    export_path: str | Path, task: Task, examples: list[Example], show: int = 5
+) -> dict[str, float]:
+    """The task's metrics of the *exported* model, greedy and beam, on `examples`.
+
+    Examples sharing a source (an image with several captions) are decoded once and
+    scored against all their references.
+    """
+    loaded = tf.saved_model.load(str(export_path))
+    input_name = next(iter(loaded.signatures["greedy"].structured_input_signature[1]))
+    references: dict[str, list[str]] = {}
+    for source, target in examples:
+        references.setdefault(source, []).append(target)
+    sources = list(references)
+    refs = [references[s] for s in sources]
+    inputs = [task.serving_input(s) for s in sources]
+    metrics: dict[str, float] = {}
+    for mode in ("greedy", "beam"):
+        start = time.perf_counter()
+        hyps = decode_with(loaded.signatures[mode], input_name, inputs)
+        seconds = time.perf_counter() - start
+        scores = task.score(hyps, refs)
+        metrics.update({f"{mode}_{k}": v for k, v in scores.items()})
+        shown = ", ".join(_format_metric(k, v) for k, v in scores.items())
+        rate = len(sources) / max(seconds, 1e-9)
+        print(f"{mode:>6}: {shown} on {len(sources)} held-out inputs ({rate:.0f}/s)")
+        if mode == "beam":
+            for s, h, r in list(zip(sources, hyps, refs, strict=True))[:show]:
+                mark = "ok" if h in r else "WRONG"
+                want = "" if h in r else f" (want {r[0]!r})"
+                print(f"  [{mark}] {task.show(s)} -> {h!r}{want}")
+    return metrics
+
+
+def _format_metric(name: str, value: float) -> str:
+    if name in ("exact_match", "wer", "cer"):
+        return f"{name.replace('_', ' ')} {value:.2%}"
+    return f"{name} {value:.1f}"
+
+
+# -- the flow ------------------------------------------------------------------------------
+
+
+def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = "") -> dict:
+    """Train, checkpoint, export, serving-check and evaluate; returns paths and metrics."""
+    task = get_task(recipe.task, recipe.options)
+    args = argument_parser(recipe, task, description).parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    set_precision(args.mixed_precision)
+    splits = load_splits(task, args)
+    train_config = train_config_from(args)
+    with distribution_strategy().scope():  # several GPUs: MirroredStrategy; else a no-op
+        inference = build_inference(recipe, task, args, splits["train"])
+        compile_model(inference.model.training_model, train_config)
+    model, pre = inference.model, inference.preprocessor
+    vocab = f"{getattr(pre, 'source_vocab_size', '-')} -> {pre.target_vocab_size}"
+    print(f"Model {recipe.model}: {model.count_params():,} parameters; vocab {vocab}")
+
+    train_ds = task.dataset(splits["train"], pre, args, training=True)
+    valid_ds = task.dataset(splits["valid"], pre, args, training=False)
+    history = fit(model.training_model, train_ds, valid_ds, train_config)
+
+    result = checkpoint_export_and_check(inference, task, args, splits)
+    result["history"] = history.history
+    eval_examples = splits.get("test") or splits["valid"]
+    result["metrics"] = evaluate_export(result["export_path"], task, eval_examples)
+    return result
+
+
+def main(recipe: Recipe, description: str = "", argv: Sequence[str] | None = None) -> None:
+    """Entry point for recipe scripts: data errors end the run with `file:line: reason`.
+
+    Only the project's own data errors are shortened to one line; anything else
+    (a bug, a Keras shape error) keeps its traceback.
+    """
+    try:
+        run(recipe, argv, description=description)
+    except DataFormatError as error:
+        raise SystemExit(f"error: {error}") from None
+
+
+def evaluate_main(
+    export_dir: str, test_path: str, task_name: str | None, argv: Sequence[str] = ()
+) -> dict[str, float]:
+    """`s2s-zoo evaluate`: read a test file with the export's task and score the export."""
+    from s2s_zoo.bundle import bundle_task
+
+    task_name = task_name or bundle_task(export_dir)
+    if not task_name:
+        raise SystemExit(f"{export_dir} records no task; pass --task")
+    task = get_task(task_name)
+    parser = argparse.ArgumentParser(prog=f"s2s-zoo evaluate ({task_name})")
+    task.add_arguments(parser)
+    args = parser.parse_args(list(argv))
+    try:
+        examples = task.read(test_path, args)
+    except DataFormatError as error:
+        raise SystemExit(f"error: {error}") from None
+    return evaluate_export(export_dir, task, examples)
