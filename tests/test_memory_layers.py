@@ -183,6 +183,21 @@ def test_config_round_trip_rebuilds_the_same_layer():
         MemoryEncoder(10, 4, hop_update="gru")
 
 
+def test_works_in_a_functional_model_saved_as_keras(tmp_path):
+    keras.utils.set_random_seed(0)
+    memory = keras.Input((None, None), dtype="int32")
+    query = keras.Input((None,), dtype="int32")
+    speakers = keras.Input((None,), dtype="int32")
+    state, slots, mask, attention = MemoryEncoder(20, 8, hops=2)(memory, query, speakers)
+    assert tuple(slots.shape) == (None, None, 8) and mask.dtype == "bool"
+    model = keras.Model([memory, query, speakers], keras.layers.Dense(5)(state))
+    ids, q, spk = _random_memory(np.random.default_rng(6))
+    expected = model.predict([ids, q, spk], verbose=0)
+    model.save(tmp_path / "m.keras")
+    revived = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(revived.predict([ids, q, spk], verbose=0), expected)
+
+
 # --- dialogue memory -----------------------------------------------------------------
 
 

@@ -16,53 +16,13 @@ from dataclasses import dataclass
 
 SLOTS = ("cuisine", "location", "size", "price")  # also the order of api_call arguments
 
-LOCATIONS = (
-    "rome",
-    "paris",
-    "madrid",
-    "london",
-    "bombay",
-    "tokyo",
-    "seoul",
-    "hanoi",
-    "bangkok",
-    "boston",
+LOCATIONS = tuple("rome paris madrid london bombay tokyo seoul hanoi bangkok boston".split())
+CUISINES = tuple(
+    "italian french british spanish indian thai japanese chinese vietnamese korean".split()
 )
-CUISINES = (
-    "italian",
-    "french",
-    "british",
-    "spanish",
-    "indian",
-    "thai",
-    "japanese",
-    "chinese",
-    "vietnamese",
-    "korean",
-)
-OOV_LOCATIONS = (
-    "berlin",
-    "lisbon",
-    "oslo",
-    "cairo",
-    "lima",
-    "dublin",
-    "vienna",
-    "athens",
-    "prague",
-    "sydney",
-)
-OOV_CUISINES = (
-    "greek",
-    "mexican",
-    "turkish",
-    "ethiopian",
-    "lebanese",
-    "moroccan",
-    "peruvian",
-    "german",
-    "polish",
-    "brazilian",
+OOV_LOCATIONS = tuple("berlin lisbon oslo cairo lima dublin vienna athens prague sydney".split())
+OOV_CUISINES = tuple(
+    "greek mexican turkish ethiopian lebanese moroccan peruvian german polish brazilian".split()
 )
 PRICES = ("cheap", "moderate", "expensive")
 PARTY_SIZES = ("two", "four", "six", "eight")
@@ -118,7 +78,9 @@ class Restaurant:
 class RestaurantKB:
     """All restaurants of one vocabulary, indexed by the api_call query they answer."""
 
-    def __init__(self, restaurants: Sequence[Restaurant], locations, cuisines) -> None:
+    def __init__(
+        self, restaurants: Sequence[Restaurant], locations: Sequence[str], cuisines: Sequence[str]
+    ) -> None:
         self.restaurants = list(restaurants)
         self.locations = tuple(locations)
         self.cuisines = tuple(cuisines)
