@@ -1,1 +1,1 @@
-"""Summarization: headline generation from Debian package descriptions (long description -> synopsis)."""
+"""Summarization: headline generation from Debian package descriptions (description -> synopsis)."""

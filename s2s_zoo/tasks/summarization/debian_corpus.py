@@ -28,6 +28,7 @@ from pathlib import Path
 from s2s_zoo.data.readers import write_pairs
 from s2s_zoo.tasks.summarization.debian_index import (
     DEFAULT_LISTS_DIR,
+    Translation,
     packages_files,
     read_source_names,
     read_translations,
@@ -100,6 +101,7 @@ class _Pair:
     document: str
     summary: str
     keys: tuple[str, ...]
+    also: list[_Pair] = field(default_factory=list)  # dropped records with this description
 
 
 def _strip_packaging(name: str) -> str:
@@ -172,12 +174,38 @@ class _UnionFind:
             self.parent[self.find(other)] = self.find(roots[0])
 
 
+def group_names(package_keys: Iterable[tuple[str, Iterable[str]]]) -> dict[str, str]:
+    """package -> name of its group, by union-find over packages that share any key.
+
+    A package may come with several key sets (one per record); all of them join its group.
+    The group's name is its smallest package name, which depends neither on input order nor
+    on union-find internals, so the hash split is stable.
+    """
+    forest = _UnionFind()
+    packages: list[str] = []
+    for package, keys in package_keys:
+        packages.append(package)
+        forest.union([f"package:{package}", *keys])
+    smallest: dict[str, str] = {}
+    for package in packages:
+        root = forest.find(f"package:{package}")
+        smallest[root] = min(smallest.get(root, package), package)
+    return {package: smallest[forest.find(f"package:{package}")] for package in packages}
+
+
 def _collect_pairs(
-    translations: Iterable, sources: dict[str, str], min_words: int, report: CorpusReport
-) -> list[_Pair]:
+    translations: Iterable[Translation],
+    sources: dict[str, str],
+    min_words: int,
+    report: CorpusReport,
+) -> tuple[list[_Pair], list[tuple[str, tuple[str, ...]]]]:
+    """The kept pairs, and (package, keys) of every usable record for grouping.
+
+    Of records with one description, the one with the smallest (package, synopsis) is kept,
+    whatever the file order; the others still join its group (key "description:").
+    """
     dropped: Counter[str] = Counter()
-    seen: set[str] = set()
-    pairs: list[_Pair] = []
+    best: dict[str, _Pair] = {}  # insertion order = first appearance of each description
     for record in translations:
         report.records += 1
         summary = normalise_space(record.synopsis)
@@ -191,19 +219,29 @@ def _collect_pairs(
         if len(document.split()) < min_words:
             dropped[f"description under {min_words} words"] += 1
             continue
-        if document in seen:
-            dropped["duplicate description"] += 1
-            continue
-        seen.add(document)
-        keys = [f"stem:{package_stem(record.package)}", f"synopsis:{_text_key(summary)}"]
+        keys = [
+            f"stem:{package_stem(record.package)}",
+            f"synopsis:{_text_key(summary)}",
+            f"description:{document}",
+        ]
         paragraph = _text_key(first_paragraph(record.body))
         if paragraph:
             keys.append(f"paragraph:{paragraph}")
         if record.package in sources:
             keys.append(f"source:{sources[record.package]}")
-        pairs.append(_Pair(record.package, document, summary, tuple(keys)))
+        pair = _Pair(record.package, document, summary, tuple(keys))
+        if document in best:
+            dropped["duplicate description"] += 1
+            other = best[document]
+            if (pair.package, pair.summary) >= (other.package, other.summary):
+                other.also.append(pair)
+                continue
+            pair.also = [other, *other.also]
+        best[document] = pair
     report.dropped = dict(dropped.most_common())
-    return pairs
+    pairs = list(best.values())
+    package_keys = [(p.package, p.keys) for pair in pairs for p in (pair, *pair.also)]
+    return pairs, package_keys
 
 
 def build_splits(
@@ -232,32 +270,24 @@ def build_splits(
         sources.update(read_source_names(path))
         report.packages_indexes += 1
 
-    def translations() -> Iterable:
+    def translations() -> Iterable[Translation]:
         for path in files:
             yield from read_translations(path)
 
-    pairs = _collect_pairs(translations(), sources, min_words, report)
-    groups = _UnionFind()
-    for pair in pairs:
-        groups.union((f"package:{pair.package}",) + pair.keys)
-    members: dict[str, list[_Pair]] = {}
-    for pair in pairs:
-        members.setdefault(groups.find(f"package:{pair.package}"), []).append(pair)
-
+    pairs, package_keys = _collect_pairs(translations(), sources, min_words, report)
+    group_of = group_names(package_keys)
     splits: dict[str, list[tuple[str, str]]] = {name: [] for name in SPLITS}
-    group_counts: Counter[str] = Counter()
-    for group in members.values():
-        # the group's smallest package name does not depend on file order or root choice
-        name = split_of(min(p.package for p in group), valid_fraction, test_fraction)
-        group_counts[name] += 1
+    split_of_group = {
+        group: split_of(group, valid_fraction, test_fraction) for group in set(group_of.values())
+    }
     for pair in pairs:  # file order within each split
-        group = members[groups.find(f"package:{pair.package}")]
-        name = split_of(min(p.package for p in group), valid_fraction, test_fraction)
-        splits[name].append((pair.document, pair.summary))
+        splits[split_of_group[group_of[pair.package]]].append((pair.document, pair.summary))
 
+    group_sizes = Counter(group_of[pair.package] for pair in pairs)  # kept pairs per group
+    group_counts = Counter(split_of_group.values())
     report.kept = len(pairs)
-    report.groups = len(members)
-    report.largest_group = max((len(g) for g in members.values()), default=0)
+    report.groups = len(group_sizes)
+    report.largest_group = max(group_sizes.values(), default=0)
     report.split_groups = {name: group_counts[name] for name in SPLITS}
     report.split_sizes = {name: len(splits[name]) for name in SPLITS}
     for name in SPLITS:

@@ -183,7 +183,9 @@ def _index_files(lists_dir: Path, pattern: str) -> list[Path]:
     return sorted(p for p in lists_dir.glob(pattern) if p.is_file())
 
 
-def translation_files(lists_dir: str | Path = DEFAULT_LISTS_DIR, language: str = "en") -> list[Path]:
+def translation_files(
+    lists_dir: str | Path = DEFAULT_LISTS_DIR, language: str = "en"
+) -> list[Path]:
     """The Translation-<language> indexes apt keeps; raises IndexMissingError naming the fix."""
     lists_dir = Path(lists_dir)
     files = _index_files(lists_dir, f"*_i18n_Translation-{language}*")

@@ -5,7 +5,9 @@ starts with one space is word-wrapped prose, a line of just " ." is a paragraph 
 line with two or more leading spaces is shown verbatim (lists, code, tables). A TSV document
 is one line, so paragraphs are joined with a space, list markers ("*", "-", "+", "•",
 "o", "1.", "a)") are removed and each list item is closed with a full stop when it has no
-final punctuation, so that items read as sentences instead of running into each other.
+final punctuation, so that items read as sentences instead of running into each other. An
+item continues on lines indented deeper than its marker; a line back at the marker's column
+or left of it (for a marker on an indented line) ends the list.
 """
 
 from __future__ import annotations
@@ -42,29 +44,34 @@ def description_paragraphs(body: Sequence[str]) -> list[str]:
     """
     blocks: list[str] = []
     parts: list[str] = []
-    is_item = False
+    item_indent = -1  # indentation of the current list item's marker, -1 outside a list
 
     def flush() -> None:
         text = normalise_space(" ".join(parts))
         if text:
-            if is_item and text[-1] not in _FINAL_PUNCTUATION:
+            if item_indent >= 0 and text[-1] not in _FINAL_PUNCTUATION:
                 text += "."
             blocks.append(text)
         parts.clear()
 
     for raw in body:
         content = raw[1:] if raw[:1] in (" ", "\t") else raw
+        indent = len(content) - len(content.lstrip())
         if raw.strip() == ".":
             flush()
-            is_item = False
+            item_indent = -1
             continue
         item = _strip_bullet(content)
         if item is not None:
             flush()
-            is_item = True
+            item_indent = indent
             parts.append(item)
-        else:  # wrapped prose, or the continuation of the current list item
-            parts.append(content)
+            continue
+        if 0 < item_indent and indent <= item_indent:
+            # back at (or left of) an indented marker's column: the list has ended
+            flush()
+            item_indent = -1
+        parts.append(content)  # wrapped prose, or the continuation of the current item
     flush()
     return blocks
 
