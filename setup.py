@@ -25,10 +25,19 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "ruff>=0.6"],
-        "metrics": ["sacrebleu>=2.4,<3", "jiwer>=3.0,<5"],
+        # ROUGE: rouge-score; its Porter stemmer (nltk) and the Unicode tokenizer's `regex`
+        # are imported directly, so they are listed too
+        "metrics": [
+            "sacrebleu>=2.4,<3",
+            "jiwer>=3.0,<5",
+            "rouge-score>=0.1.2,<0.2",
+            "nltk>=3.6,<4",
+            "regex>=2022.1",
+        ],
         "plot": ["matplotlib>=3.7,<4"],
-        # the gettext corpus behind benchmarks/quality.py
-        "corpus": ["polib>=1.2,<2"],
+        # the gettext corpus behind benchmarks/quality.py; lz4 reads apt's compressed
+        # Translation-en index for the Debian headline corpus
+        "corpus": ["polib>=1.2,<2", "lz4>=4,<5"],
         # captioning's default data (bundled digits) and speech resampling
         "media": ["scikit-learn>=1.3,<2", "scipy>=1.10,<2"],
     },

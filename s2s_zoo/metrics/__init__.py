@@ -1,8 +1,21 @@
-"""Corpus metrics through well-kept libraries: BLEU (sacrebleu), WER/CER (jiwer)."""
+"""Corpus metrics through well-kept libraries: BLEU (sacrebleu), WER/CER (jiwer), ROUGE
+(rouge-score), plus copy and repetition rates of summaries."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from s2s_zoo.metrics.rouge import UnicodeTokenizer, rouge
+from s2s_zoo.metrics.summary_stats import copy_rate, repeated_trigram_rate
+
+__all__ = [
+    "UnicodeTokenizer",
+    "copy_rate",
+    "corpus_bleu",
+    "error_rates",
+    "repeated_trigram_rate",
+    "rouge",
+]
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:

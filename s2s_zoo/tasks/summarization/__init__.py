@@ -1,0 +1,1 @@
+"""Summarization: headline generation from Debian package descriptions (description -> synopsis)."""
