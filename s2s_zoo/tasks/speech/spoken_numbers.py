@@ -93,11 +93,12 @@ def plan_utterances(
     Test utterances use only the engines' test voices, train and valid only their
     other voices. An engine without a test voice is left out of test.
     """
-    rng = np.random.default_rng(seed)
-    pools = _number_pools(max_number, rng)
+    pools = _number_pools(max_number, np.random.default_rng(seed))
     voices = {engine.name: engine.voices() for engine in engines}
     plan: dict[str, list[RenderJob]] = {}
-    for split, count in counts.items():
+    for stream, (split, count) in enumerate(counts.items(), start=1):
+        # a stream per split: resizing one split leaves the others' utterances (and files)
+        rng = np.random.default_rng([seed, stream])
         side = 1 if split == "test" else 0
         usable = [e for e in engines if voices[e.name][side]]
         if not usable:
