@@ -274,9 +274,10 @@ def test_all_options_keep_padding_zero_and_are_reproducible():
 
 
 def test_augment_batches_in_tf_data_is_seeded_and_varies_per_epoch():
-    waves, lengths = padded([tone(3000), tone(2500)])
-    labels = tf.constant(["a", "b"])
-    base = tf.data.Dataset.from_tensors((waves, lengths, labels)).repeat(2)
+    rows = [tone(3000), tone(2500), tone(2000), tone(2800)]
+    ragged = tf.RaggedTensor.from_row_lengths(np.concatenate(rows), [len(r) for r in rows])
+    base = tf.data.Dataset.from_tensor_slices((ragged, tf.constant(["a", "b", "c", "d"])))
+    base = base.map(lambda w, t: (w, tf.shape(w)[0], t)).padded_batch(2)  # shapes [None, None]
     config = AudioAugmentConfig.from_names("speed,noise", noise_probability=1.0)
 
     def epochs(ds):
@@ -288,5 +289,8 @@ def test_augment_batches_in_tf_data_is_seeded_and_varies_per_epoch():
         np.testing.assert_array_equal(a[0], b[0])
     assert not np.array_equal(first[0][0][0], first[0][1][0])  # batches differ
     assert not np.array_equal(first[0][0][0], first[1][0][0])  # epochs differ
-    assert first[0][0][2].tolist() == [b"a", b"b"]
+    assert first[0][0][2].tolist() == [b"a", b"b"] and first[0][1][2].tolist() == [b"c", b"d"]
+    for waves, lengths, _ in first[0] + first[1]:
+        assert waves.shape[1] == max(lengths)
+        assert all(not np.any(row[n:]) for row, n in zip(waves, lengths, strict=True))
     assert augment_batches(base, AudioAugmentConfig(), seed=1) is base
