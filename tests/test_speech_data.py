@@ -1,5 +1,5 @@
 """Speech data: manifests in every format, errors that name the place, WAV loading and
-resampling that agree with the exported graph, and the espeak-ng spoken-number task."""
+resampling that agree with the exported graph, and the spoken-number task."""
 
 from __future__ import annotations
 
@@ -196,44 +196,59 @@ def test_load_wav_keeps_the_whole_frames_of_a_cut_off_file(tmp_path):
     np.testing.assert_array_equal(waves[0].numpy(), samples)
 
 
-# -- the espeak-ng task --------------------------------------------------------------------
+# -- the spoken-number task (espeak-ng, plus festival when installed) ----------------------
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 def test_spoken_number_task_holds_out_voices_and_is_reused(tmp_path):
-    from s2s_zoo.tasks.speech.espeak_numbers import TEST_VARIANTS, make_spoken_number_task
+    from s2s_zoo.tasks.speech.engines import EspeakEngine, FestivalEngine
+    from s2s_zoo.tasks.speech.sources import read_sourced_split
+    from s2s_zoo.tasks.speech.spoken_numbers import make_spoken_number_task
 
-    sizes = {"num_train": 6, "num_valid": 2, "num_test": 2}
+    sizes = {"num_train": 10, "num_valid": 3, "num_test": 6}
     files = make_spoken_number_task(tmp_path / "a", seed=3, **sizes)
     meta = json.loads((tmp_path / "a" / "task.json").read_text())
-    train_voices = set(meta["voices"]["train"]) | set(meta["voices"]["valid"])
-    assert meta["voices"]["test"] and not set(meta["voices"]["test"]) & train_voices
-    assert all(v.split("+")[-1] in TEST_VARIANTS for v in meta["voices"]["test"])
-    splits = {name: read_manifest(path) for name, path in files.items()}
-    assert {name: len(pairs) for name, pairs in splits.items()} == {
-        "train": 6,
-        "valid": 2,
-        "test": 2,
+    held_out = {"espeak-ng": EspeakEngine().voices()[1], "festival": FestivalEngine.TEST_VOICES}
+    for split, by_engine in meta["voices"].items():
+        for engine, voices in by_engine.items():
+            assert voices and (set(voices) <= set(held_out[engine])) == (split == "test")
+            assert split == "test" or not set(voices) & set(held_out[engine])
+    engines = set(meta["params"]["engines"])
+    assert engines == {"espeak-ng", "festival"} if shutil.which("festival") else {"espeak-ng"}
+    splits = {name: read_sourced_split(path) for name, path in files.items()}
+    assert {name: len(rows) for name, rows in splits.items()} == {
+        "train": 10,
+        "valid": 3,
+        "test": 6,
     }
-    train_texts = {t for _, t in splits["train"]}
-    assert not train_texts & {t for _, t in splits["test"] + splits["valid"]}
-    for audio, text in splits["train"] + splits["test"]:
-        assert re.fullmatch(r"[a-z]+( [a-z]+)*", text)
-        with wave.open(audio, "rb") as reader:
+    assert {u.engine for rows in splits.values() for u in rows} == engines  # fixed seed: all used
+    assert splits == {name: read_sourced_split(path) for name, path in files.items()}
+    train_texts = {u.transcript for u in splits["train"]}
+    assert not train_texts & {u.transcript for u in splits["test"] + splits["valid"]}
+    for utterance in splits["train"] + splits["test"]:
+        assert re.fullmatch(r"[a-z]+( [a-z]+)*", utterance.transcript)
+        with wave.open(utterance.path, "rb") as reader:
             assert (reader.getframerate(), reader.getsampwidth(), reader.getnchannels()) == (
                 16000,
                 2,
                 1,
             )
-        samples = load_wav(audio, 16000)
+        samples = load_wav(utterance.path, 16000)
         assert len(samples) > 4000 and np.abs(samples).max() > 0.05
 
     # same parameters: reused untouched; same seed elsewhere: the same bytes
-    first = Path(splits["test"][0][0])
+    first = Path(splits["test"][0].path)
     stamp = first.stat().st_mtime_ns
     assert make_spoken_number_task(tmp_path / "a", seed=3, **sizes) == files
     assert first.stat().st_mtime_ns == stamp
     again = make_spoken_number_task(tmp_path / "b", seed=3, **sizes)
     again_test = read_manifest(again["test"])
-    assert [t for _, t in again_test] == [t for _, t in splits["test"]]
+    assert [t for _, t in again_test] == [u.transcript for u in splits["test"]]
     assert Path(again_test[0][0]).read_bytes() == first.read_bytes()
+
+    # a changed parameter re-plans, but keeps the files it can and drops the rest
+    make_spoken_number_task(tmp_path / "a", seed=3, **{**sizes, "num_train": 12})
+    assert first.stat().st_mtime_ns == stamp  # same test utterance: not re-rendered
+    wavs = sorted(p.name for p in (tmp_path / "a" / "wav").iterdir())
+    listed = sorted(Path(p).name for path in files.values() for p, _ in read_manifest(path))
+    assert wavs == listed and len(wavs) == 12 + 3 + 6
