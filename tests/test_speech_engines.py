@@ -3,7 +3,6 @@ missing engines, festival rendering, the sources side files and leave-one-engine
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import wave
@@ -314,11 +313,3 @@ def test_leave_one_engine_out_errors():
         leave_one_engine_out(alone, "festival")
     with pytest.raises(ValueError, match="valid_fraction"):
         leave_one_engine_out(utterances, "festival", valid_fraction=1.0)
-
-
-def test_espeak_numbers_module_still_exports_the_task():
-    from s2s_zoo.tasks.speech import espeak_numbers
-
-    assert espeak_numbers.make_spoken_number_task is make_spoken_number_task
-    assert espeak_numbers.TEST_VARIANTS == ("m5", "m7", "f4")
-    assert os.path.basename(espeak_numbers.__file__) == "espeak_numbers.py"

@@ -43,9 +43,12 @@ class SpeechTask(FileSourceTask):
         )
 
     def default_splits(self, args: argparse.Namespace) -> Splits:
-        from s2s_zoo.tasks.speech.espeak_numbers import make_spoken_number_task
+        from s2s_zoo.tasks.speech.spoken_numbers import make_spoken_number_task
 
-        print("No --train given: spoken numbers rendered by espeak-ng, test voices held out.")
+        print(
+            "No --train given: spoken numbers rendered by espeak-ng and festival, "
+            "test voices held out."
+        )
         files = make_spoken_number_task(
             args.data_dir, seed=args.seed, **self.options["default_task"]
         )
