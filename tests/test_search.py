@@ -13,8 +13,8 @@ from s2s_zoo.decoding import beam_search, gnmt_length_penalty, greedy_search, ma
 from s2s_zoo.models.rnn import RNNConfig, RNNSeq2Seq
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
-TARGET_VOCAB = 6  # 0 pad, 1 unk, 2 bos, 3 eos, 4, 5: the search may emit 1, 3, 4, 5
-NON_EOS = (1, 4, 5)
+TARGET_VOCAB = 7  # 0 pad, 1 unk, 2 bos, 3 eos, 4, 5, 6: the search may emit 3, 4, 5, 6
+NON_EOS = (4, 5, 6)
 MAX_LEN = 4
 SOURCES = [[4, 5, 6, 3], [7, 3, 0, 0], [8, 8, 5, 3]]  # the middle one is padded
 FIELDS = ("ids", "scores", "log_probs", "lengths", "content_lengths")
@@ -100,7 +100,7 @@ def sequence_log_probs(model, sources, seqs) -> np.ndarray:
     B * S rows; positions past a sequence's end are fed a filler token and ignored.
     """
     num_seqs, width = len(seqs), max(len(s) for s in seqs)
-    targets = np.full([num_seqs, width], UNK, np.int32)
+    targets = np.full([num_seqs, width], NON_EOS[0], np.int32)
     mask = np.zeros([num_seqs, width], np.float64)
     for i, seq in enumerate(seqs):
         targets[i, : len(seq)] = seq
@@ -229,7 +229,7 @@ def test_greedy_matches_stepwise_argmax(model):
         while len(expected) < limit and (not expected or expected[-1] != EOS):
             logits, item_state = model.step(tf.constant([token]), item_state, item_memory)
             log_probs = tf.nn.log_softmax(logits)[0].numpy()
-            log_probs[[PAD, BOS]] = -np.inf
+            log_probs[[PAD, UNK, BOS]] = -np.inf
             token = int(np.argmax(log_probs))
             expected.append(token)
             total += float(log_probs[token])
@@ -293,7 +293,7 @@ def reference_beam(step_fn, state, memory, limit, beam_size, num_hypotheses, alp
             logits, new_state = step_fn(tf.constant([last]), beam_state, memory)
             log_probs = tf.nn.log_softmax(logits)[0].numpy().astype(np.float64)
             for token in range(len(log_probs)):
-                if token in (PAD, BOS):
+                if token in (PAD, UNK, BOS):
                     continue
                 new = (*tokens, token)
                 done = token == EOS or len(new) == limit
@@ -445,7 +445,7 @@ def check_invariants(ids, lengths, content_lengths, limits) -> tuple[int, int]:
         assert 1 <= n <= limit
         assert np.all(row[n:] == PAD)
         content = row[:n]
-        assert not np.isin(content, [PAD, BOS]).any()
+        assert not np.isin(content, [PAD, UNK, BOS]).any()
         assert not np.any(content[:-1] == EOS)  # EOS only as the last token
         if content[-1] == EOS:
             assert content_lengths[index] == n - 1
