@@ -508,6 +508,8 @@ def test_one_best_does_not_depend_on_num_hypotheses():
     assert best == (4,) * CHAIN_LIMIT
     assert best_score > np.log(0.52) + 0.1
     lists = {n: chain_beam(4, n, alpha) for n in (1, 2, 3, 4)}
+    reference = reference_beam(chain_step, {}, {}, CHAIN_LIMIT, 4, 4, alpha)
+    assert lists[4][0] == [tokens for tokens, _ in reference]
     for n, (found, scores) in lists.items():
         assert len(found) == n
         assert found[0] == best, n
@@ -519,7 +521,7 @@ def test_one_best_does_not_depend_on_num_hypotheses():
 
 @pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
 def test_wide_beam_is_exhaustive_on_the_chain_decoder(alpha):
-    """A beam that holds every prefix (2^7 + 2^6 + ...) returns the exact n best."""
+    """A beam of 256 holds every output (2^7 without EOS + 2^7 - 1 with), so it is exact."""
     limit = 7
     exhaustive = chain_exhaustive(limit, alpha)
     assert len(exhaustive) == 2**limit + 2**limit - 1

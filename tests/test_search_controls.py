@@ -277,13 +277,16 @@ def test_a_hypothesis_with_no_allowed_token_ends():
     np.testing.assert_allclose(beam.log_probs.numpy()[0], greedy.log_probs.numpy()[0], 1e-5)
 
 
-def test_invalid_ngram_size_is_refused(model):
+def test_invalid_control_values_are_refused(model):
     state, memory = encode(model, SOURCES[:1])
     for bad in (-1, 2.0, tf.constant(2)):
         with pytest.raises(ValueError, match="no_repeat_ngram_size"):
             greedy_search(
                 model.step, state, memory, tf.constant([3]), BOS, EOS, no_repeat_ngram_size=bad
             )
+    for search in (greedy_search, beam_search):
+        with pytest.raises(ValueError, match="min_length must be >= 0"):
+            search(model.step, state, memory, tf.constant([3]), BOS, EOS, min_length=-1)
 
 
 # -- coverage penalty --------------------------------------------------------------------

@@ -153,8 +153,11 @@ def _apply_controls(
 
 def _min_lengths(min_length: int | tf.Tensor, max_lengths: tf.Tensor) -> tf.Tensor | None:
     """Per-item EOS ban length: min(min_length, max_length - 1); None when off."""
-    if isinstance(min_length, int) and min_length == 0:
-        return None
+    if isinstance(min_length, int):
+        if min_length < 0:
+            raise ValueError(f"min_length must be >= 0 (0 = off), got {min_length}")
+        if min_length == 0:
+            return None
     return tf.minimum(tf.cast(min_length, tf.int32), max_lengths - 1)
 
 
@@ -204,6 +207,9 @@ def greedy_search(
     """Pick the most likely allowed token at each step; stop a sequence at EOS or its max length.
 
     `record` names state entries (e.g. "attention") to keep for every step.
+    `min_length` bans EOS until that many tokens were generated (capped per item at
+    max_length - 1); `no_repeat_ngram_size` n bans any token that would complete an
+    n-gram already in the hypothesis (n = 1: no token twice); 0 turns either off.
     """
     _check_ngram_size(no_repeat_ngram_size)
     batch = tf.shape(max_lengths)[0]
@@ -300,11 +306,14 @@ def beam_search(
     so neighbours in the batch cannot change its result. With a beam wide enough to
     hold every prefix this is exact n-best search; with beam_size 1 it is greedy.
 
-    `coverage_penalty` (beta, GNMT; 0 = off) needs the model to leave each step's
-    attention in `state["attention"]` ([batch, source_len]); it is summed over the
-    steps of each hypothesis. `source_mask` ([batch, source_len] bool) marks real
-    source positions; without it, never-attended positions count as padding (see
-    `gnmt_coverage_penalty`).
+    `coverage_penalty` (beta, GNMT; 0 = off, a tensor counts as on) needs the model
+    to leave each step's attention in `state["attention"]` ([batch, source_len]); it
+    is summed over the steps of each hypothesis (EOS step included). `source_mask`
+    ([batch, source_len] bool) marks real source positions; without it, positions
+    never attended count as padding (see `gnmt_coverage_penalty`).
+
+    `min_length` (int or scalar tensor) and `no_repeat_ngram_size` (Python int) work
+    as in `greedy_search`.
     """
     _check_ngram_size(no_repeat_ngram_size)
     use_coverage = _coverage_on(coverage_penalty)
