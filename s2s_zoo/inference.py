@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from s2s_zoo.data.preprocessor import TargetText
 from s2s_zoo.data.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from s2s_zoo.decoding import beam_search, greedy_search, max_output_lengths
+from s2s_zoo.decoding import beam_search, decode_steps, greedy_search, max_output_lengths
 from s2s_zoo.models.seq2seq import Seq2SeqModel
 
 MAX_REQUEST_BEAM_SIZE = 64
@@ -112,7 +112,7 @@ class Seq2SeqInference(tf.Module):
             limits = tf.where(max_length > 0, tf.minimum(limits, max_length), limits)
         if errors is not None:  # unreadable items: no decoding steps at all
             limits = tf.where(errors == "", limits, 0)
-        memory, state = self.model.encode(source, tf.reduce_max(limits))
+        memory, state = self.model.encode(source, decode_steps(limits))
         return memory, state, limits, errors
 
     def _with_errors(self, outputs: dict[str, tf.Tensor], errors) -> dict[str, tf.Tensor]:
@@ -206,7 +206,10 @@ class Seq2SeqInference(tf.Module):
             tf.debugging.assert_less_equal(
                 num_hypotheses, beam_size, message="num_hypotheses must not exceed beam_size"
             ),
+            tf.debugging.assert_greater_equal(
+                max_length, 0, message="max_length must be >= 0 (0 means no cap)"
+            ),
         ]
         with tf.control_dependencies(checks):
-            beam_size = tf.identity(beam_size)
+            beam_size, max_length = tf.identity(beam_size), tf.identity(max_length)
         return self._run_beam(inputs, beam_size, num_hypotheses, max_length)

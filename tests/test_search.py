@@ -13,8 +13,8 @@ from s2s_zoo.decoding import beam_search, gnmt_length_penalty, greedy_search, ma
 from s2s_zoo.models import Seq2SeqModel, build_model
 
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
-TARGET_VOCAB = 6  # 0 pad, 1 unk, 2 bos, 3 eos, 4, 5: the search may emit 1, 3, 4, 5
-NON_EOS = (1, 4, 5)
+TARGET_VOCAB = 7  # 0 pad, 1 unk, 2 bos, 3 eos, 4, 5, 6: the search may emit 3, 4, 5, 6
+NON_EOS = (4, 5, 6)
 MAX_LEN = 4
 SOURCES = [[4, 5, 6, 3], [7, 3, 0, 0], [8, 8, 5, 3]]  # the middle one is padded
 FIELDS = ("ids", "scores", "log_probs", "lengths", "content_lengths")
@@ -97,7 +97,7 @@ def sequence_log_probs(model, sources, seqs) -> np.ndarray:
     B * S rows; positions past a sequence's end are fed a filler token and ignored.
     """
     num_seqs, width = len(seqs), max(len(s) for s in seqs)
-    targets = np.full([num_seqs, width], UNK, np.int32)
+    targets = np.full([num_seqs, width], NON_EOS[0], np.int32)
     mask = np.zeros([num_seqs, width], np.float64)
     for i, seq in enumerate(seqs):
         targets[i, : len(seq)] = seq
@@ -218,7 +218,7 @@ def test_greedy_matches_stepwise_argmax(model):
         while len(expected) < limit and (not expected or expected[-1] != EOS):
             logits, item_state = model.step(tf.constant([token]), item_state, item_memory)
             log_probs = tf.nn.log_softmax(logits)[0].numpy()
-            log_probs[[PAD, BOS]] = -np.inf
+            log_probs[[PAD, UNK, BOS]] = -np.inf
             token = int(np.argmax(log_probs))
             expected.append(token)
             total += float(log_probs[token])
@@ -265,14 +265,14 @@ def test_beam_search_can_beat_greedy(model):
 
 
 def reference_beam(step_fn, state, memory, limit, beam_size, num_hypotheses, alpha):
-    """Textbook beam search for one item, one hypothesis at a time, as the search documents it.
+    """Textbook beam search for one item, one hypothesis at a time, without early stopping.
 
     Hypotheses are ranked by log_prob / gnmt_penalty(length); finished ones stay in
-    the beam unchanged; the search stops once the `num_hypotheses` best are finished
-    or the length limit is reached. Returns [(tokens, log_prob)], best first.
+    the beam unchanged; the search runs until every beam is finished (EOS or the
+    length limit). Returns the `num_hypotheses` best [(tokens, log_prob)], best first.
     """
     beams = [((), 0.0, False, state)]  # (tokens, log prob, finished, decoder state)
-    for _ in range(limit):
+    while not all(finished for _, _, finished, _ in beams):
         candidates = []
         for tokens, log_prob, finished, beam_state in beams:
             if finished:
@@ -282,16 +282,13 @@ def reference_beam(step_fn, state, memory, limit, beam_size, num_hypotheses, alp
             logits, new_state = step_fn(tf.constant([last]), beam_state, memory)
             log_probs = tf.nn.log_softmax(logits)[0].numpy().astype(np.float64)
             for token in range(len(log_probs)):
-                if token in (PAD, BOS):
+                if token in (PAD, UNK, BOS):
                     continue
                 new = (*tokens, token)
                 done = token == EOS or len(new) == limit
                 candidates.append((new, log_prob + log_probs[token], done, new_state))
         candidates.sort(key=lambda c: -c[1] / penalty(len(c[0]), alpha))
         beams = candidates[:beam_size]
-        if all(finished for _, _, finished, _ in beams[:num_hypotheses]):
-            break
-    beams.sort(key=lambda c: -c[1] / penalty(len(c[0]), alpha))
     return [(tokens, log_prob) for tokens, log_prob, _, _ in beams[:num_hypotheses]]
 
 
@@ -395,30 +392,134 @@ def test_each_item_decodes_the_same_alone_and_in_a_batch():
         assert np.all(beam_batch["ids"][pos, :, alone["ids"].shape[-1] :] == PAD)
 
 
-def test_finished_items_are_frozen_while_neighbours_continue():
-    """An item whose n best are finished cannot be changed by a longer neighbour.
+def test_done_items_are_frozen_while_neighbours_continue():
+    """Once an item's n best can no longer be beaten, its beams are only fed EOS.
 
-    Item 0 is tempted by EOS first (p=.41) while "4" (p=.30) is followed by
-    near-certain 4s: continuing its search would let [4, 4, ...] overtake under the
-    length penalty. Item 1 never wants EOS, so the batch keeps decoding for it.
+    Item 0 (beam 3, n 1, alpha 1, max length 6): after step 0, [EOS] scores
+    log .6 = -0.51; the best alive beam [4] has log-prob log .3 = -1.20 and can at
+    best reach -1.20 / lp(6) = -0.66 < -0.51, so the item is done after one step.
+    Item 1 never wants EOS, so the batch keeps decoding for it (eagerly, so the
+    step function sees what every row is fed).
     """
     steps = 8
-    tempting = [1e-6, 0.145, 1e-6, 0.41, 0.30, 0.145]
-    confident = [1e-6, 0.004, 1e-6, 0.002, 0.99, 0.004]
-    item = np.array([tempting] + [confident] * (steps - 1))
-    neighbour = np.tile([1e-6, 0.33, 1e-6, 1e-4, 0.33, 0.33], [steps, 1])
+    first = [1e-6, 1e-6, 1e-6, 0.6, 0.3, 0.1]
+    confident = [1e-6, 1e-6, 1e-6, 0.002, 0.99, 0.008]
+    item = np.array([first] + [confident] * (steps - 1))
+    neighbour = np.tile([1e-6, 0.1, 1e-6, 1e-4, 0.45, 0.45], [steps, 1])
     kwargs = {"beam_size": 3, "num_hypotheses": 1, "length_penalty": 1.0}
 
     def decode(tables, limits):
-        state, memory = table_inputs(tables)
-        result = beam_search(table_step, state, memory, tf.constant(limits), BOS, EOS, **kwargs)
-        return hypotheses(result.ids.numpy(), result.lengths.numpy()), result.scores.numpy()
+        fed = []
 
-    alone, alone_scores = decode([item], [6])
-    batched, batched_scores = decode([item, neighbour], [6, 6])
+        def logging_step(token_ids, state, memory):
+            fed.append(token_ids.numpy().reshape(len(tables), 3))
+            return table_step(token_ids, state, memory)
+
+        state, memory = table_inputs(tables)
+        result = beam_search(logging_step, state, memory, tf.constant(limits), BOS, EOS, **kwargs)
+        found = hypotheses(result.ids.numpy(), result.lengths.numpy())
+        return found, result.scores.numpy(), np.stack(fed)
+
+    alone, alone_scores, alone_fed = decode([item], [6])
+    batched, batched_scores, batched_fed = decode([item, neighbour], [6, 6])
+    assert alone[0] == [(EOS,)]
+    np.testing.assert_allclose(alone_scores[0], [np.log(0.6)], atol=1e-5)
+    assert len(alone_fed) == 1  # done after the first step
     assert len(batched[1][0]) == 6  # the neighbour did keep the loop running
+    assert len(batched_fed) == 6
+    assert np.all(batched_fed[1:, 0] == EOS)  # item 0 frozen: only EOS from step 1 on
+    assert np.any(batched_fed[1:, 1] != EOS)
     assert batched[0] == alone[0]
     np.testing.assert_allclose(batched_scores[0], alone_scores[0], atol=1e-6)
+
+
+# -- the stopping rule does not depend on num_hypotheses -------------------------------
+
+# A Markov toy decoder over 0 pad, 1 unk, 2 bos, 3 eos, 4, 5: row = previous token.
+# From BOS, EOS is the single most likely token (p .52), but 4 (p .40) is followed by
+# 4 with p .995, so after length normalisation a long chain of 4s beats [EOS].
+CHAIN = np.array(
+    [
+        [1, 1, 1, 1, 1, 1],  # after pad (never fed)
+        [1, 1, 1, 1, 1, 1],  # after unk (never fed)
+        [1e-9, 1e-9, 1e-9, 0.52, 0.40, 0.08],  # after bos
+        [1, 1, 1, 1, 1, 1],  # after eos (fed to finished beams; ignored)
+        [1e-9, 1e-9, 1e-9, 0.004, 0.995, 0.001],  # after 4
+        [1e-9, 1e-9, 1e-9, 0.5, 0.3, 0.2],  # after 5
+    ]
+)
+CHAIN_LIMIT = 12
+
+
+def chain_step(token_ids, state, memory):
+    table = tf.constant(np.log(CHAIN / CHAIN.sum(axis=1, keepdims=True)), tf.float32)
+    return tf.gather(table, token_ids), state
+
+
+def chain_beam(beam_size: int, num_hypotheses: int, alpha: float, limit: int = CHAIN_LIMIT):
+    result = beam_search(
+        chain_step,
+        {},
+        {},
+        tf.constant([limit]),
+        BOS,
+        EOS,
+        beam_size=beam_size,
+        num_hypotheses=num_hypotheses,
+        length_penalty=alpha,
+    )
+    found = hypotheses(result.ids.numpy(), result.lengths.numpy())[0]
+    return found, result.scores.numpy()[0]
+
+
+def chain_exhaustive(limit: int, alpha: float) -> list[tuple[float, tuple[int, ...]]]:
+    """Every output of the chain decoder under `limit`, (normalised score, tokens), best first."""
+    probs = CHAIN / CHAIN.sum(axis=1, keepdims=True)
+    scored = []
+    for n in range(limit + 1):
+        for prefix in itertools.product((4, 5), repeat=n):
+            for seq in [(*prefix, EOS)] if n < limit else [prefix]:
+                previous = (BOS, *seq[:-1])
+                log_prob = sum(np.log(probs[a, b]) for a, b in zip(previous, seq, strict=True))
+                scored.append((log_prob / penalty(len(seq), alpha), seq))
+    return sorted(scored, key=lambda x: -x[0])
+
+
+def test_one_best_does_not_depend_on_num_hypotheses():
+    """Stopping as soon as [EOS] is the best finished hypothesis would return it for n=1.
+
+    Hand check: [EOS] scores log .52 = -0.654; the alive [4] (log .40 = -0.916) can
+    still reach -0.916 / lp(12) = -0.49, and [4] * 12 does reach about -0.52.
+    """
+    alpha = 0.6
+    exhaustive = chain_exhaustive(CHAIN_LIMIT, alpha)
+    best_score, best = exhaustive[0]
+    assert best == (4,) * CHAIN_LIMIT
+    assert best_score > np.log(0.52) + 0.1
+    lists = {n: chain_beam(4, n, alpha) for n in (1, 2, 3, 4)}
+    reference = reference_beam(chain_step, {}, {}, CHAIN_LIMIT, 4, 4, alpha)
+    assert lists[4][0] == [tokens for tokens, _ in reference]
+    for n, (found, scores) in lists.items():
+        assert len(found) == n
+        assert found[0] == best, n
+        np.testing.assert_allclose(scores[0], best_score, atol=1e-5)
+        # ... and every shorter n-best list is a prefix of the longer ones
+        assert found == lists[4][0][:n]
+        np.testing.assert_allclose(scores, lists[4][1][:n], atol=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
+def test_wide_beam_is_exhaustive_on_the_chain_decoder(alpha):
+    """A beam of 256 holds every output (2^7 without EOS + 2^7 - 1 with), so it is exact."""
+    limit = 7
+    exhaustive = chain_exhaustive(limit, alpha)
+    assert len(exhaustive) == 2**limit + 2**limit - 1
+    scores = np.array([score for score, _ in exhaustive])
+    assert np.all(-np.diff(scores[:6]) > 1e-4)  # no near-ties: a well-defined order
+    for n in (1, 5):
+        found, found_scores = chain_beam(256, n, alpha, limit)
+        assert found == [seq for _, seq in exhaustive[:n]]
+        np.testing.assert_allclose(found_scores, scores[:n], atol=1e-5)
 
 
 # -- per-hypothesis invariants -----------------------------------------------------------
@@ -434,7 +535,7 @@ def check_invariants(ids, lengths, content_lengths, limits) -> tuple[int, int]:
         assert 1 <= n <= limit
         assert np.all(row[n:] == PAD)
         content = row[:n]
-        assert not np.isin(content, [PAD, BOS]).any()
+        assert not np.isin(content, [PAD, UNK, BOS]).any()
         assert not np.any(content[:-1] == EOS)  # EOS only as the last token
         if content[-1] == EOS:
             assert content_lengths[index] == n - 1
@@ -467,6 +568,94 @@ def test_hypotheses_respect_their_own_max_length():
     # n-best lists hold distinct hypotheses.
     for b, item in enumerate(hypotheses(beam["ids"], beam["lengths"])):
         assert len(set(item)) == len(item), (b, item)
+
+
+# -- banned ids, empty batches, XLA -----------------------------------------------------
+
+UNK_FIRST = np.array([1e-9, 0.5, 1e-9, 0.12, 0.3, 0.08])  # UNK is every step's argmax
+
+
+def unk_step(token_ids, state, memory):
+    logits = tf.tile(tf.constant(np.log(UNK_FIRST), tf.float32)[None, :], [tf.size(token_ids), 1])
+    return logits, state
+
+
+def test_unk_is_never_generated():
+    limits = tf.constant([5, 3])
+    greedy = greedy_search(unk_step, {}, {}, limits, BOS, EOS)
+    # With UNK banned, 4 is the argmax (log .3) at every step, up to the length limit.
+    assert hypotheses(greedy.ids.numpy(), greedy.lengths.numpy()) == [(4,) * 5, (4,) * 3]
+    np.testing.assert_allclose(greedy.log_probs.numpy(), [5 * np.log(0.3), 3 * np.log(0.3)], 1e-5)
+    beam = beam_search(unk_step, {}, {}, limits, BOS, EOS, beam_size=4, num_hypotheses=4)
+    found = hypotheses(beam.ids.numpy(), beam.lengths.numpy())
+    assert all(UNK not in seq for item in found for seq in item)
+    # log-probs (no length penalty): -2.12, -1.20 - 2.12, 3 * -1.20, 2 * -1.20 - 2.12
+    assert found[1] == [(EOS,), (4, EOS), (4, 4, 4), (4, 4, EOS)]
+
+
+def empty_outputs(limits, num_hypotheses):
+    greedy = greedy_search(chain_step, {"t": tf.zeros_like(limits)}, {}, limits, BOS, EOS)
+    beam = beam_search(
+        chain_step,
+        {"t": tf.zeros_like(limits)},
+        {},
+        limits,
+        BOS,
+        EOS,
+        beam_size=3,
+        num_hypotheses=num_hypotheses,
+        length_penalty=0.6,
+    )
+    return greedy, beam
+
+
+def check_empty(greedy, beam, num_hypotheses) -> None:
+    assert greedy.ids.shape == (0, 0)
+    for name in ("scores", "log_probs", "lengths", "content_lengths"):
+        assert getattr(greedy, name).shape == (0,)
+        assert getattr(beam, name).shape == (0, num_hypotheses)
+    assert beam.ids.shape == (0, num_hypotheses, 0)
+
+
+def test_an_empty_batch_gives_empty_outputs():
+    check_empty(*empty_outputs(tf.zeros([0], tf.int32), 2), 2)
+
+    decode = tf.function(
+        lambda limits: empty_outputs(limits, 2), input_signature=[tf.TensorSpec([None], tf.int32)]
+    )
+    check_empty(*decode(tf.zeros([0], tf.int32)), 2)
+    # The same graph still decodes a real batch.
+    greedy, beam = decode(tf.constant([CHAIN_LIMIT]))
+    assert hypotheses(greedy.ids.numpy(), greedy.lengths.numpy()) == [(EOS,)]
+    assert hypotheses(beam.ids.numpy(), beam.lengths.numpy())[0][0] == (4,) * CHAIN_LIMIT
+
+
+def test_search_compiles_under_xla():
+    limits = tf.constant([CHAIN_LIMIT, 3, 7])
+
+    def decode(limits):
+        state = {"t": tf.zeros_like(limits)}
+        greedy = greedy_search(chain_step, state, {}, limits, BOS, EOS)
+        beam = beam_search(
+            chain_step,
+            state,
+            {},
+            limits,
+            BOS,
+            EOS,
+            beam_size=4,
+            length_penalty=0.6,
+            num_hypotheses=3,
+        )
+        return greedy, beam
+
+    compiled = tf.function(decode, jit_compile=True)
+    for got, expected in zip(compiled(limits), decode(limits), strict=True):
+        for name in ("ids", "lengths", "content_lengths"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))
+        for name in ("scores", "log_probs"):
+            np.testing.assert_allclose(getattr(got, name), getattr(expected, name), atol=1e-5)
+    assert compiled.experimental_get_compiler_ir(limits)(stage="hlo")  # really went through XLA
 
 
 # -- helpers -----------------------------------------------------------------------------
