@@ -29,8 +29,8 @@ setup(
         "plot": ["matplotlib>=3.7,<4"],
         # the gettext corpus behind benchmarks/quality.py
         "corpus": ["polib>=1.2,<2"],
-        # captioning's default data (bundled digits) and speech resampling
-        "media": ["scikit-learn>=1.3,<2", "scipy>=1.10,<2"],
+        # captioning's default data (bundled digits, font-rendered digits) and speech resampling
+        "media": ["scikit-learn>=1.3,<2", "scipy>=1.10,<2", "Pillow>=9.1,<14"],
     },
     entry_points={"console_scripts": ["s2s-zoo=s2s_zoo.cli:main"]},
     classifiers=[

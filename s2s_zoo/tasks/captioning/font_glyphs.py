@@ -102,23 +102,30 @@ def _font(path: str, size: int):
     return ImageFont.truetype(path, size)
 
 
-def _glyph_mask(path: str, text: str) -> np.ndarray:
-    mask = _font(path, RENDER_EM).getmask(text, mode="L")
-    width, height = mask.size
-    return np.asarray(mask, np.uint8).reshape(height, width)
+def _glyph_mask(path: str, text: str, size: int = 32) -> np.ndarray:
+    """`text` drawn at `size` px per em, cropped to its ink ([0, 0] if it has none)."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.new("L", (2 * size, 2 * size))
+    draw = ImageDraw.Draw(canvas)
+    draw.text((size // 2, 3 * size // 2), text, font=_font(path, size), fill=255, anchor="ls")
+    box = canvas.getbbox()
+    if box is None:
+        return np.zeros((0, 0), np.uint8)
+    return np.asarray(canvas.crop(box))
 
 
+@functools.lru_cache(maxsize=1024)
 def has_digits(path: str | Path) -> bool:
     """Whether the font draws ten distinct, non-empty digits that are not its missing-glyph box."""
     path = str(path)
     missing = _glyph_mask(path, "\uffff")  # a non-character: every font draws .notdef for it
     masks = [_glyph_mask(path, str(d)) for d in range(10)]
-    if any(m.size == 0 or not m.any() for m in masks):
+    if any(not m.any() for m in masks):
         return False
     if any(m.shape == missing.shape and np.array_equal(m, missing) for m in masks):
         return False
-    keys = {(m.shape, m.tobytes()) for m in masks}
-    return len(keys) == 10
+    return len({(m.shape, m.tobytes()) for m in masks}) == 10
 
 
 def font_family_name(path: str | Path) -> str:
@@ -238,10 +245,9 @@ def draw_glyph(
         (RENDER_EM, baseline), str(digit), font=_font(str(path), RENDER_EM), fill=255,
         anchor="ls",
     )  # fmt: skip
-    ink = np.asarray(canvas, np.float32)
-    rows, cols = np.nonzero(ink)
-    ink = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
-    top = float(rows.min() - baseline)
+    box = canvas.getbbox()  # (left, upper, right, lower) of the ink
+    ink = np.asarray(canvas.crop(box), np.float32)
+    top = float(box[1] - baseline)
     scale = size / RENDER_EM  # output pixels per large pixel
     radius = abs(stroke) / 2 / scale
     if radius >= 0.5:
