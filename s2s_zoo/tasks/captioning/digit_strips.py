@@ -172,11 +172,14 @@ def _fonts_for(
     """Installed fonts if `sources` asks for them, saying loudly what is missing."""
     if "fonts" not in sources:
         return None
-    fonts = font_glyphs.find_fonts(font_dirs or font_glyphs.DEFAULT_FONT_DIRS)
+    font_dirs = tuple(font_dirs or font_glyphs.DEFAULT_FONT_DIRS)
+    fonts = font_glyphs.find_fonts(font_dirs)
     if fonts.train or fonts.held_out:
         return fonts
-    install = " ".join(font_glyphs.FONT_PACKAGES)
-    message = f"no usable fonts found (looked in {', '.join(map(str, font_dirs or font_glyphs.DEFAULT_FONT_DIRS))}); install: apt-get install {install}"  # noqa: E501
+    message = (
+        f"no usable fonts found in {', '.join(map(str, font_dirs))}; "
+        f"install: apt-get install {' '.join(font_glyphs.FONT_PACKAGES)}"
+    )
     if HANDWRITING not in sources:
         raise RuntimeError(f"digit task asked for fonts only, but {message}")
     font_glyphs.warn(
