@@ -38,8 +38,8 @@ setup(
         # the gettext corpus behind benchmarks/quality.py; lz4 reads apt's compressed
         # Translation-en index for the Debian headline corpus
         "corpus": ["polib>=1.2,<2", "lz4>=4,<5"],
-        # captioning's default data (bundled digits) and speech resampling
-        "media": ["scikit-learn>=1.3,<2", "scipy>=1.10,<2"],
+        # captioning's default data (bundled digits, font-rendered digits) and speech resampling
+        "media": ["scikit-learn>=1.3,<2", "scipy>=1.10,<2", "Pillow>=9.1,<14"],
     },
     entry_points={"console_scripts": ["s2s-zoo=s2s_zoo.cli:main"]},
     classifiers=[
