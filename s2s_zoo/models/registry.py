@@ -33,6 +33,8 @@ class CatalogEntry:
     train: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields
     decoding: dict[str, Any] = field(default_factory=dict)  # DecodingConfig fields
     about: str = ""
+    # why some recurrent layers cannot use the fused cuDNN kernels on a GPU ("" = all can)
+    not_cudnn: str = ""
 
 
 _RNN_TRAIN = {"epochs": 10, "batch_size": 64, "learning_rate": 3e-3, "patience": 2}
@@ -49,6 +51,7 @@ CATALOG: dict[str, CatalogEntry] = {
     "simple_rnn_bahdanau": CatalogEntry(
         "rnn", "rnn", {"cell": "simple_rnn", "attention": "bahdanau"}, _RNN_TRAIN,
         about="SimpleRNN encoder-decoder with additive attention",
+        not_cudnn="SimpleRNN has no cuDNN kernel",
     ),
     "gru_bahdanau": CatalogEntry(
         "rnn", "rnn", {"cell": "gru", "attention": "bahdanau", "bidirectional": True}, _RNN_TRAIN,
@@ -58,6 +61,7 @@ CATALOG: dict[str, CatalogEntry] = {
         "rnn", "rnn", {"cell": "lstm", "attention": "luong_general", "input_feeding": True},
         _RNN_TRAIN,
         about="Luong et al. 2015: general (bilinear) score with input feeding",
+        not_cudnn="input feeding runs the decoder cells step by step (the encoder is fused)",
     ),
     "lstm_luong_dot": CatalogEntry(
         "rnn", "rnn", {"cell": "lstm", "attention": "luong_dot"}, _RNN_TRAIN,

@@ -32,9 +32,19 @@ class TrainConfig:
     seed: int = 0
 
 
-def set_precision(mixed_precision: bool) -> None:
-    """`mixed_float16` on GPUs (logits stay float32: see the output layers)."""
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed_precision else "float32")
+PRECISIONS = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+
+
+def set_precision(mixed_precision: str | bool | None) -> None:
+    """Set Keras' global dtype policy: "float16" (GPUs), "bfloat16" (TPUs, recent GPUs and
+    CPUs), True for float16, None/False for float32. Logits, losses and search scores stay
+    float32 whatever the policy (see the output layers and the search)."""
+    if mixed_precision is True:
+        mixed_precision = "float16"
+    name = PRECISIONS.get(mixed_precision, mixed_precision) if mixed_precision else "float32"
+    if name not in ("float32", *PRECISIONS.values()):
+        raise ValueError(f"unknown precision {mixed_precision!r}; use one of {sorted(PRECISIONS)}")
+    keras.mixed_precision.set_global_policy(name)
 
 
 def distribution_strategy() -> tf.distribute.Strategy:

@@ -100,7 +100,13 @@ def argument_parser(recipe: Recipe, task: Task, description: str = "") -> argpar
     p.add_argument("--vocab-size", type=int, default=task.options["vocab_size"])
     p.add_argument("--beam-size", type=int, default=decoding.beam_size)
     p.add_argument("--length-penalty", type=float, default=decoding.length_penalty)
-    p.add_argument("--mixed-precision", action="store_true", help="mixed_float16 (GPU)")
+    p.add_argument(
+        "--mixed-precision",
+        nargs="?",
+        const="float16",
+        choices=["float16", "bfloat16"],
+        help="mixed precision: float16 (GPUs; the default when given alone) or bfloat16",
+    )
     p.add_argument("--xla", action="store_true", help="jit_compile the training step")
     p.add_argument("--seed", type=int, default=train.seed)
     p.add_argument(

@@ -1,0 +1,68 @@
+"""Every catalog entry trains, decodes and exports under mixed_float16 and mixed_bfloat16
+(both run on CPU), and the export passes the Session-path check; scores stay float32."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from s2s_zoo.data.pipeline import make_dataset
+from s2s_zoo.export.conformance import check_serving
+from s2s_zoo.export.saved_model import export_saved_model
+from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
+from s2s_zoo.models.registry import build_from_catalog, catalog_names
+from s2s_zoo.training.fit import TrainConfig, compile_model, fit, set_precision
+from tests.conftest import tiny_overrides
+from tests.test_catalog import media_examples, media_inference
+
+POLICIES = ["mixed_float16", "mixed_bfloat16"]
+
+
+@pytest.fixture
+def policy(request):
+    set_precision(request.param)
+    yield request.param
+    set_precision(None)
+
+
+def _train_decode_export(inference, dataset, samples, tmp_path):
+    config = TrainConfig(epochs=1, batch_size=16, learning_rate=1e-2, patience=0)
+    compile_model(inference.model.training_model, config)
+    history = fit(inference.model.training_model, dataset, None, config, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    greedy, beam = inference.greedy(samples), inference.beam(samples)
+    assert greedy["scores"].dtype.name == "float32" and beam["scores"].dtype.name == "float32"
+    assert np.all(np.isfinite(beam["scores"].numpy()))
+    report = check_serving(export_saved_model(inference, tmp_path / "m"), inference, samples,
+                           score_tolerance=1e-2)  # fmt: skip
+    assert report.ok, report.mismatches
+
+
+@pytest.mark.parametrize("policy", POLICIES, indirect=True)
+@pytest.mark.parametrize("name", catalog_names("token_ids"))
+def test_text_entry_under_mixed_precision(name, policy, tiny_preprocessor, tmp_path):
+    pairs, pre = tiny_preprocessor
+    keras.utils.set_random_seed(0)
+    model = build_from_catalog(
+        name, pre.source_vocab_size, pre.target_vocab_size, **tiny_overrides(name)
+    )
+    assert model.training_model.output.dtype == "float32"  # logits: the loss needs float32
+    inference = Seq2SeqInference(pre, model, DecodingConfig(beam_size=2, max_length_cap=8,
+                                                            num_hypotheses=2))  # fmt: skip
+    samples = [s for s, _ in pairs[:2]] + [""]
+    _train_decode_export(inference, make_dataset(pairs[:64], pre, 16), samples, tmp_path)
+
+
+@pytest.mark.parametrize("policy", POLICIES, indirect=True)
+@pytest.mark.parametrize("name", catalog_names("image") + catalog_names("audio_features"))
+def test_media_entry_under_mixed_precision(name, policy, tmp_path):
+    from s2s_zoo.data.media_pipeline import make_audio_dataset, make_image_dataset
+    from s2s_zoo.models.registry import source_features
+
+    image = source_features(name) == "image"
+    pairs = media_examples("image" if image else "audio", tmp_path)[:16]
+    inference = media_inference(name, pairs)
+    make = make_image_dataset if image else make_audio_dataset
+    samples = [open(p, "rb").read() for p, _ in pairs[:2]] + [b"garbage"]
+    _train_decode_export(inference, make(pairs, inference.preprocessor, 16), samples, tmp_path)
