@@ -74,3 +74,45 @@ def test_predict_on_a_missing_model_is_a_clear_error(tmp_path):
     out = s2s_zoo("predict", "--model", str(tmp_path), stdin="one\n")
     assert out.returncode != 0
     assert "not a SavedModel version directory" in out.stderr
+
+
+def test_models_is_quiet_without_verbose():
+    out = s2s_zoo("models", "--vocab", "50")
+    assert out.returncode == 0, out.stderr
+    for chatter in ("oneDNN", "cpu_feature_guard", "cuInit"):
+        assert chatter not in out.stderr
+
+
+def test_evaluate_and_export_from_a_checkpoint(exported, number_splits, tmp_path):
+    from s2s_zoo.bundle import resolve_bundle_dir, save_bundle
+    from s2s_zoo.data.readers import write_pairs
+
+    inference, path = exported
+    test_file = tmp_path / "test.tsv"
+    write_pairs(test_file, number_splits["test"][:20])
+    evaluation = s2s_zoo(
+        "evaluate", "--model", str(path), "--test", str(test_file), "--task", "translation"
+    )
+    assert evaluation.returncode == 0, evaluation.stderr
+    assert "greedy: exact match" in evaluation.stdout and "on 20 held-out" in evaluation.stdout
+
+    save_bundle(inference, tmp_path / "checkpoints" / "tiny" / "1", task="translation")
+    save_bundle(inference, tmp_path / "checkpoints" / "tiny" / "2", task="translation")
+    # the folder of versions resolves to its highest version, as the README says
+    assert resolve_bundle_dir(tmp_path / "checkpoints" / "tiny").name == "2"
+    export = s2s_zoo(
+        "export", "--from", str(tmp_path / "checkpoints" / "tiny"),
+        "--export-dir", str(tmp_path / "exported"), "--name", "tiny",
+    )  # fmt: skip
+    assert export.returncode == 0, export.stderr + export.stdout
+    new = tmp_path / "exported" / "tiny" / "1"
+    assert (new / "saved_model.pb").is_file() and "OK" in export.stdout
+    # the export records its task, so evaluate needs no --task
+    again = s2s_zoo("evaluate", "--model", str(new), "--test", str(test_file))
+    assert again.returncode == 0, again.stderr
+    assert metric_lines(again.stdout) == metric_lines(evaluation.stdout)  # same weights
+
+
+def metric_lines(stdout: str) -> list[str]:
+    """The metric lines of an evaluation, without the throughput that varies."""
+    return [line.split(" on ")[0] for line in stdout.splitlines() if ": exact match" in line]

@@ -6,27 +6,17 @@ serving tokenize identically and a SavedModel can take raw strings.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import tensorflow as tf
 
 from s2s_zoo.data.tokenizer import BOS_ID, EOS_ID, PAD_ID, make_tokenizer
+from s2s_zoo.registry import registrar
 
 PREPROCESSORS: dict[str, type[TargetText]] = {}
-P = TypeVar("P", bound=type)
-
-
-def register_preprocessor(name: str) -> Callable[[P], P]:
-    """Class decorator: preprocessors are saved by this name and rebuilt from it."""
-
-    def add(cls: P) -> P:
-        cls.type_name = name
-        PREPROCESSORS[name] = cls
-        return cls
-
-    return add
+# class decorator: preprocessors are saved by this name and rebuilt from it
+register_preprocessor = registrar(PREPROCESSORS, "type_name")
 
 
 def load_preprocessor(directory: str | Path, config: dict[str, Any]) -> TargetText:

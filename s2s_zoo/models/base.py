@@ -21,12 +21,13 @@ one file that registers itself.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import keras
 import tensorflow as tf
+
+from s2s_zoo.registry import registrar
 
 TensorDict = dict[str, tf.Tensor]
 
@@ -110,29 +111,9 @@ class Decoder:
 
 ENCODERS: dict[str, type[Encoder]] = {}
 DECODERS: dict[str, type[Decoder]] = {}
-T = TypeVar("T", bound=type)
-
-
-def register_encoder(name: str) -> Callable[[T], T]:
-    """Class decorator: make an encoder buildable by `name` (catalog, configs, CLI)."""
-
-    def add(cls: T) -> T:
-        cls.type_name = name
-        ENCODERS[name] = cls
-        return cls
-
-    return add
-
-
-def register_decoder(name: str) -> Callable[[T], T]:
-    """Class decorator: make a decoder buildable by `name`."""
-
-    def add(cls: T) -> T:
-        cls.type_name = name
-        DECODERS[name] = cls
-        return cls
-
-    return add
+# class decorators: make an encoder / a decoder buildable by name (catalog, configs, CLI)
+register_encoder = registrar(ENCODERS, "type_name")
+register_decoder = registrar(DECODERS, "type_name")
 
 
 def config_fields(cls: type) -> set[str]:

@@ -11,30 +11,21 @@ module that subclasses `Task` and registers itself with `@register_task`.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import tensorflow as tf
 
 from s2s_zoo.data.preprocessor import TargetText
+from s2s_zoo.registry import registrar
 
 Example = tuple[str, str]  # (source, target): source text, or a media file path
 Splits = dict[str, list[Example]]
 
 TASKS: dict[str, type[Task]] = {}
-T = TypeVar("T", bound=type)
-
-
-def register_task(name: str) -> Callable[[T], T]:
-    """Class decorator: make a task available by `name` to recipes and `s2s-zoo train`."""
-
-    def add(cls: T) -> T:
-        cls.name = name
-        TASKS[name] = cls
-        return cls
-
-    return add
+# class decorator: make a task available by name to recipes and `s2s-zoo train`
+register_task = registrar(TASKS, "name")
 
 
 class Task:
