@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shutil
 import time
 import uuid
 from collections.abc import Sequence
@@ -204,10 +203,10 @@ def checkpoint_export_and_check(
         )
         raise
     checkpoint_dir = pending
-    if base is None:  # one checkpoint per export version: fine-tuning never overwrites its start
+    # one checkpoint per export version, so fine-tuning never overwrites its starting point;
+    # a version folder left by a run that exported elsewhere is never replaced
+    if base is None and not (pending.parent / export_path.name).exists():
         checkpoint_dir = pending.parent / export_path.name
-        if checkpoint_dir.exists():
-            shutil.rmtree(checkpoint_dir)
         pending.rename(checkpoint_dir)
     print(f"Checkpoint: {checkpoint_dir}\nExported SavedModel: {export_path}")
     if not args.no_serving_check:
