@@ -31,6 +31,8 @@ setup(
         "corpus": ["polib>=1.2,<2"],
         # captioning's default data (bundled digits) and speech resampling
         "media": ["scikit-learn>=1.3,<2", "scipy>=1.10,<2"],
+        # fit(logdir=...): TensorBoard event files (TF 2.21 no longer pulls it in)
+        "logs": ["tensorboard>=2.21,<2.22"],
     },
     entry_points={"console_scripts": ["s2s-zoo=s2s_zoo.cli:main"]},
     classifiers=[

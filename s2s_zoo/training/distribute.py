@@ -21,7 +21,9 @@ import tensorflow as tf
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
-def make_strategy(name: str = "default", devices: Sequence[str] | None = None) -> tf.distribute.Strategy:
+def make_strategy(
+    name: str = "default", devices: Sequence[str] | None = None
+) -> tf.distribute.Strategy:
     """The strategy called `name`: default (one device), mirrored or multi_worker.
 
     mirrored: synchronous data parallelism over `devices`, or over all local GPUs
