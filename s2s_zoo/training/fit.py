@@ -134,9 +134,11 @@ def fit(
         train_ds = shard_by_data(train_ds)
         valid_ds = shard_by_data(valid_ds) if valid_ds is not None else None
 
-    point = read_backup(backup_dir) if backup_dir is not None else None
-    if point is not None:
-        restore(model, point)
+    point = None
+    if backup_dir is not None:
+        point = read_backup(backup_dir)
+        if point is not None:
+            restore(model, point)
         train_ds = resume_dataset(train_ds, point)
 
     callback_list: list[keras.callbacks.Callback] = []
@@ -156,7 +158,7 @@ def fit(
         callback_list.append(
             TrainingBackup(backup_dir, save_freq, early_stopping, resumed_from=point, write=chief)
         )
-    if point is not None:
+    if backup_dir is not None:
         callback_list.append(SkipDone(train_ds))
     callback_list += list(callbacks)
     with warnings.catch_warnings():

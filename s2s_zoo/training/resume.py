@@ -20,9 +20,19 @@ leaves a half-written file under the fixed name it loads. Here:
   end of the previous one), so a backup never points at the end of an epoch: the
   epoch-end backup, written after validation, covers that.
 
+Keras detail this relies on: for a dataset of unknown length Keras takes the length
+of the *first* epoch of a `fit` call (plus one) as the length of every later epoch,
+so a short first epoch (the rest of the interrupted one) would truncate the others.
+The resumed dataset therefore reports a length (`cardinality`) of the full epoch
+plus one, which is what Keras infers in an uninterrupted run; an exact length
+would make Keras open an extra iterator per epoch and so change the shuffle order.
+A run killed during its first epoch has no complete epoch to measure, so it
+reports a length no epoch reaches (only Keras' progress-bar total shows it).
+
 Limits: the train loss/accuracy logged for the resumed epoch cover only its batches
 after the resume (metric totals are not backed up); the data position assumes the
-dataset is iterated once per epoch, as Keras does.
+dataset is iterated once per epoch, as Keras does (also under a strategy, see
+`distribute.prepare_for_strategy`).
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ import numpy as np
 import tensorflow as tf
 
 STATE = "state.json"
+_UNKNOWN_EPOCH_LENGTH = 2**62  # longer than any epoch: Keras then ends epochs at end of data
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class ResumePoint:
     batch: int  # batches done in epoch `epoch`
     weights: Path
     early_stopping: dict | None = None
+    epoch_batches: int | None = None  # batches in a full epoch, once one has been seen
 
 
 def read_backup(backup_dir: str | Path) -> ResumePoint | None:
@@ -62,6 +74,7 @@ def read_backup(backup_dir: str | Path) -> ResumePoint | None:
             batch=int(state["batch"]),
             weights=Path(backup_dir) / state["weights"],
             early_stopping=state.get("early_stopping"),
+            epoch_batches=state.get("epoch_batches"),
         )
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{state_path}: not a training backup state ({error!r})") from None
@@ -78,23 +91,28 @@ def restore(model: keras.Model, point: ResumePoint) -> None:
 
 
 def resume_dataset(dataset: tf.data.Dataset, point: ResumePoint | None) -> tf.data.Dataset:
-    """`dataset` positioned where `point` stopped; call once, just before `fit`.
+    """`dataset` wrapped to resume at `point` (None: from the start); call just before `fit`.
 
-    Advances its shuffle order past `point.epoch` epochs (one `iter()` each), then,
-    if the interrupted epoch was part-done, returns a dataset whose next iteration
-    skips `point.batch` batches and whose later iterations are the plain epochs
-    (the skip count is a variable that `SkipDone` zeroes after that epoch).
+    Advances its shuffle order past `point.epoch` epochs (one `iter()` each); the
+    wrapper's next iteration skips `point.batch` batches and later iterations are
+    the plain epochs (the skip count is a variable that `SkipDone` zeroes after the
+    first epoch). Runs with backups always train on the wrapper, so a resumed run
+    and an uninterrupted one draw their iterators alike: one per epoch, made when
+    the epoch's first batch is read (also for datasets of known length, on which
+    Keras would otherwise open a spare iterator at each epoch end).
     """
-    if point is None:
-        return dataset
-    for _ in range(point.epoch):
+    done_epochs, skip_batches = (point.epoch, point.batch) if point is not None else (0, 0)
+    for _ in range(done_epochs):
         iter(dataset)  # draws the next reshuffle seed; reads no data
-    if point.batch == 0:
-        return dataset
-    skip = tf.Variable(point.batch, dtype=tf.int64, trainable=False, name="resume_skip")
-    resumed = tf.data.Dataset.range(1).flat_map(lambda _: dataset.skip(skip))
-    resumed._s2s_zoo_resume_skip = skip  # kept alive with the dataset; zeroed by SkipDone
-    return resumed.with_options(dataset.options())
+    skip = tf.Variable(skip_batches, dtype=tf.int64, trainable=False, name="resume_skip")
+    wrapped = tf.data.Dataset.range(1).flat_map(lambda _: dataset.skip(skip))
+    wrapped = wrapped.with_options(dataset.options())
+    wrapped._s2s_zoo_resume_skip = skip  # kept alive with the dataset; zeroed by SkipDone
+    if skip_batches:
+        # The epoch length Keras would have inferred (see the module docstring).
+        length = point.epoch_batches + 1 if point.epoch_batches else _UNKNOWN_EPOCH_LENGTH
+        wrapped.cardinality = lambda: tf.constant(length, tf.int64)
+    return wrapped
 
 
 class SkipDone(keras.callbacks.Callback):
@@ -140,6 +158,7 @@ class TrainingBackup(keras.callbacks.Callback):
         self._done_in_epoch = 0
         self._since_backup = 0
         self._due = False
+        self._epoch_batches = resumed_from.epoch_batches if resumed_from is not None else None
 
     def on_train_begin(self, logs=None) -> None:
         point = self.resumed_from
@@ -162,6 +181,7 @@ class TrainingBackup(keras.callbacks.Callback):
         self._due = self.save_freq is not None and self._since_backup >= self.save_freq
 
     def on_epoch_end(self, epoch, logs=None) -> None:
+        self._epoch_batches = self._done_in_epoch
         self._save(epoch + 1, 0)
 
     def on_train_end(self, logs=None) -> None:
@@ -179,7 +199,12 @@ class TrainingBackup(keras.callbacks.Callback):
         tag = uuid.uuid4().hex[:12]
         weights = f"backup-{tag}.weights.h5"
         self.model.save_weights(self.backup_dir / weights)
-        state: dict = {"epoch": epoch, "batch": batch, "weights": weights}
+        state: dict = {
+            "epoch": epoch,
+            "batch": batch,
+            "weights": weights,
+            "epoch_batches": self._epoch_batches,
+        }
         if self.early_stopping is not None:
             state["early_stopping"] = _early_stopping_state(
                 self.early_stopping, self.backup_dir, f"backup-{tag}.best.npz"
