@@ -43,7 +43,8 @@ class TrainConfig:
     """Optimisation settings shared by every recipe.
 
     `warmup_steps` > 0 replaces the constant learning rate by linear warmup to
-    `learning_rate` and inverse-square-root decay (`WarmupInverseSqrt`).
+    `learning_rate` and inverse-square-root decay (`WarmupInverseSqrt`), counted
+    in optimizer updates.
     `accumulate` > 1 averages the gradients of that many batches per update
     (Keras' `gradient_accumulation_steps`: clipping applies to the average).
     """
@@ -79,7 +80,7 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
     if config.warmup_steps < 0:
         raise ValueError("warmup_steps must be >= 0")
     learning_rate = (
-        WarmupInverseSqrt(config.learning_rate, config.warmup_steps)
+        WarmupInverseSqrt(config.learning_rate, config.warmup_steps, config.accumulate)
         if config.warmup_steps
         else config.learning_rate
     )
