@@ -218,6 +218,9 @@ def multi_worker_run(mode: str, out: str) -> None:
         0,
         logdir=Path(out) / f"logs-{tag}",
         checkpoint_dir=Path(out) / f"checkpoints-{tag}",
+        # shared by the workers, as on a cluster file system; only the chief writes
+        backup_dir=Path(out) / ("backup-" + mode),
+        save_freq=3,
     )
     result = {"chief": is_chief(strategy), "history": history.history}
     np.savez(Path(out) / f"weights-{tag}.npz", *model.get_weights())

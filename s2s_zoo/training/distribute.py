@@ -172,9 +172,10 @@ def prepare_for_strategy(model: keras.Model) -> bool:
     original = model._maybe_symbolic_build
 
     def maybe_symbolic_build(iterator=None, data_batch=None):
-        if iterator is None:
+        adapter = getattr(iterator, "data_adapter", None)
+        if adapter is None or not hasattr(adapter, "get_tf_dataset"):
             return original(iterator=iterator, data_batch=data_batch)
-        spec = iterator.data_adapter.get_tf_dataset().element_spec
+        spec = adapter.get_tf_dataset().element_spec
         symbolic = tf.nest.map_structure(
             lambda s: keras.KerasTensor(tuple(s.shape), s.dtype.name), spec
         )

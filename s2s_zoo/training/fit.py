@@ -68,7 +68,10 @@ def set_precision(mixed_precision: bool) -> None:
 
 
 def distribution_strategy() -> tf.distribute.Strategy:
-    """MirroredStrategy over all GPUs when there are several, else the default strategy."""
+    """MirroredStrategy over all GPUs when there are several, else the default strategy.
+
+    Kept for the recipes; `training.distribute.make_strategy` chooses explicitly.
+    """
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
@@ -92,11 +95,18 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
 
 
 def compile_model(model: keras.Model, config: TrainConfig) -> None:
+    """Adam (`make_optimizer`), `SequenceLoss` and token accuracy; call under the strategy."""
+    jit_compile = config.jit_compile
+    if jit_compile and tf.distribute.get_strategy().num_replicas_in_sync > 1:
+        # Keras itself turns XLA off under tf.distribute ("auto"); the loss's
+        # cross-replica token count is an all-reduce inside the step.
+        warnings.warn("jit_compile (XLA) is not used with several replicas", stacklevel=2)
+        jit_compile = False
     model.compile(
         optimizer=make_optimizer(config),
         loss=SequenceLoss(label_smoothing=config.label_smoothing),
         metrics=[MaskedAccuracy()],
-        jit_compile=config.jit_compile,
+        jit_compile=jit_compile,
     )
 
 
@@ -139,7 +149,8 @@ def fit(
     if backup_dir is not None:
         point = read_backup(backup_dir)
         if point is not None:
-            restore(model, point)
+            with strategy.scope():  # optimizer slots are built as the model's variables are
+                restore(model, point)
         train_ds = resume_dataset(train_ds, point)
 
     callback_list: list[keras.callbacks.Callback] = []
@@ -156,11 +167,10 @@ def fit(
     if checkpoint_dir is not None and chief:
         callback_list.append(epoch_checkpoints(checkpoint_dir))
     if backup_dir is not None:
-        callback_list.append(
-            TrainingBackup(backup_dir, save_freq, early_stopping, resumed_from=point, write=chief)
-        )
-    if backup_dir is not None:
-        callback_list.append(SkipDone(train_ds))
+        callback_list += [
+            TrainingBackup(backup_dir, save_freq, early_stopping, resumed_from=point, write=chief),
+            SkipDone(train_ds),
+        ]
     callback_list += list(callbacks)
     with warnings.catch_warnings():
         # tf.data input of unknown length: Keras warns at each epoch end; that is expected.
