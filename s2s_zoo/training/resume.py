@@ -29,10 +29,13 @@ would make Keras open an extra iterator per epoch and so change the shuffle orde
 A run killed during its first epoch has no complete epoch to measure, so it
 reports a length no epoch reaches (only Keras' progress-bar total shows it).
 
-Limits: the train loss/accuracy logged for the resumed epoch cover only its batches
-after the resume (metric totals are not backed up); the data position assumes the
-dataset is iterated once per epoch, as Keras does (also under a strategy, see
-`distribute.prepare_for_strategy`).
+Limits: the rerun must build the dataset with the same global and shuffle seeds;
+the train loss/accuracy logged for the resumed epoch cover only its batches after
+the resume (metric totals are not backed up). With backups, `fit` always trains on
+the wrapper, so a dataset of known length is seen as one of unknown length (as
+`make_dataset`'s always is): Keras then ends each epoch with one failed read,
+which still counts one optimizer iteration (measured, Keras 3.15) in every run
+alike.
 """
 
 from __future__ import annotations
