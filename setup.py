@@ -35,6 +35,8 @@ setup(
             "regex>=2022.1",
         ],
         "plot": ["matplotlib>=3.7,<4"],
+        # TensorBoard event files (--logdir); TF 2.21 does not pull TensorBoard in
+        "logs": ["tensorboard>=2.21,<2.22"],
         # the gettext corpus behind benchmarks/quality.py; lz4 reads apt's compressed
         # Translation-en index for the Debian headline corpus
         "corpus": ["polib>=1.2,<2", "lz4>=4,<5"],

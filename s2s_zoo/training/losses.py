@@ -2,18 +2,24 @@
 
 Both mask padding by the label (`y_true == pad_id`) themselves, so they do not
 depend on whether Keras propagated a mask to the logits.
+
+Under a multi-replica `tf.distribute` strategy the loss is normalised by the
+number of target tokens in the *global* batch (an all-reduce across replicas), so
+training with R replicas takes exactly the steps of one replica at the same global
+batch; see `SequenceLoss.call`.
 """
 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
 class SequenceLoss(keras.losses.Loss):
     """Token-level cross-entropy averaged over non-padding tokens, with label smoothing.
 
-    Returns per-token values already divided by the batch's token count, with
+    Returns per-token values already divided by the token count, with
     `reduction="sum"`, so the result is the masked mean however Keras reduces.
     """
 
@@ -35,10 +41,40 @@ class SequenceLoss(keras.losses.Loss):
             uniform = -ops.mean(log_probs, axis=-1)
             nll = (1.0 - self.label_smoothing) * nll + self.label_smoothing * uniform
         mask = ops.cast(ops.not_equal(y_true, self.pad_id), "float32")
-        return nll * mask / ops.maximum(ops.sum(mask), 1.0)
+        per_token = nll * mask
+        local_tokens = ops.sum(mask)
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return per_token / ops.maximum(local_tokens, 1.0)
+        return _replica_share(per_token, mask, local_tokens, context)
 
     def get_config(self) -> dict:
         return {"name": self.name, "label_smoothing": self.label_smoothing, "pad_id": self.pad_id}
+
+
+def _replica_share(per_token, mask, local_tokens, context):
+    """One replica's per-token loss values under an R-replica strategy.
+
+    Keras sums the replicas' gradients and, for the reported loss, multiplies each
+    replica's value by R and averages over replicas weighted by their rows. So:
+
+    - the differentiable part is `per_token / global_tokens`, whose gradients summed
+      over replicas are exactly the gradient of the global-batch masked mean (a mean
+      of per-replica means would weight a replica's tokens by how many it happened
+      to get);
+    - a constant (stop-gradient) correction makes every replica's value equal to
+      `global_mean / R`, so the reported loss is the global-batch mean even when the
+      batch does not split evenly (a replica with no rows gets weight 0).
+    """
+    local_sum = ops.sum(per_token)
+    totals = context.all_reduce(
+        tf.distribute.ReduceOp.SUM, tf.stack([tf.stop_gradient(local_sum), local_tokens])
+    )
+    global_tokens = ops.maximum(totals[1], 1.0)
+    share = per_token / global_tokens
+    target = totals[0] / global_tokens / float(context.num_replicas_in_sync)
+    correction = tf.stop_gradient(target - local_sum / global_tokens)
+    return share + correction * mask / ops.maximum(local_tokens, 1.0)
 
 
 class MaskedAccuracy(keras.metrics.Metric):

@@ -1,0 +1,105 @@
+"""Callbacks `fit` adds: time budget, run logs (TensorBoard + CSV) and epoch checkpoints.
+
+Keras' TensorBoard callback logs the epoch metrics and the learning rate but, in
+Keras 3, not the graph of the train step (`write_graph` only covers the model
+summary: Keras' train function is a Python wrapper around an inner tf.function);
+`TrainStepGraph` records that graph with `tf.summary.trace_on` around the first
+step, which is when the step is traced.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+CSV_NAME = "training.csv"
+EPOCH_CHECKPOINT = "epoch-{epoch:04d}.weights.h5"
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stop training once a wall-clock budget is spent (checked after each batch).
+
+    The clock starts at `on_train_begin`, so a resumed run gets the full budget.
+    """
+
+    def __init__(self, minutes: float) -> None:
+        super().__init__()
+        self.seconds = minutes * 60.0
+        self.start = 0.0
+
+    def on_train_begin(self, logs=None) -> None:
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        if time.monotonic() - self.start > self.seconds:
+            self.model.stop_training = True
+
+
+class LearningRateLog(keras.callbacks.Callback):
+    """Put the optimizer's current learning rate into each epoch's logs (for the CSV)."""
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        if logs is not None and self.model.optimizer is not None:
+            logs["learning_rate"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class TrainStepGraph(keras.callbacks.Callback):
+    """Write the graph of the first traced train step to `logdir/train` for TensorBoard."""
+
+    def __init__(self, logdir: str | Path) -> None:
+        super().__init__()
+        self.logdir = Path(logdir) / "train"
+        self._tracing = False
+
+    def on_train_begin(self, logs=None) -> None:
+        tf.summary.trace_on(graph=True, profiler=False)
+        self._tracing = True
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        if self._tracing:
+            self._export()
+
+    def on_train_end(self, logs=None) -> None:
+        if self._tracing:
+            self._export()
+
+    def _export(self) -> None:
+        self._tracing = False
+        writer = tf.summary.create_file_writer(str(self.logdir))
+        with writer.as_default():
+            tf.summary.trace_export(name="train_step", step=0)
+        writer.close()
+
+
+def logging_callbacks(logdir: str | Path, append: bool = False) -> list[keras.callbacks.Callback]:
+    """TensorBoard (losses, token accuracy, learning rate, step graph) and a CSV log.
+
+    `append=True` (a resumed run) keeps the CSV rows of the epochs already done.
+    """
+    try:
+        import tensorboard  # noqa: F401  (tf.summary writes nothing without it)
+    except ImportError:
+        raise ImportError(
+            "logdir needs TensorBoard: pip install 's2s-zoo[logs]' (tensorboard>=2.21,<2.22)"
+        ) from None
+    logdir = Path(logdir)
+    logdir.mkdir(parents=True, exist_ok=True)
+    return [
+        LearningRateLog(),
+        keras.callbacks.TensorBoard(str(logdir), write_graph=True, update_freq="epoch"),
+        TrainStepGraph(logdir),
+        keras.callbacks.CSVLogger(str(logdir / CSV_NAME), append=append),
+    ]
+
+
+def epoch_checkpoints(directory: str | Path) -> keras.callbacks.ModelCheckpoint:
+    """Save `epoch-NNNN.weights.h5` after every epoch (for `average_checkpoints`)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return keras.callbacks.ModelCheckpoint(
+        str(directory / EPOCH_CHECKPOINT), save_weights_only=True, save_freq="epoch"
+    )
