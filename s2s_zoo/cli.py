@@ -183,6 +183,26 @@ def cmd_evaluate(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+def cmd_average(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from s2s_zoo.bundle import bundle_task, load_bundle, save_bundle
+    from s2s_zoo.training.averaging import average_checkpoints, latest_checkpoints
+
+    paths = latest_checkpoints(args.weights_dir, args.last)
+    if not paths:
+        raise SystemExit(f"no *.weights.h5 files in {args.weights_dir}")
+    inference = load_bundle(args.bundle, load_weights=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        averaged = average_checkpoints(paths, Path(tmp) / "averaged.weights.h5")
+        inference.model.training_model.load_weights(str(averaged))
+    save_bundle(inference, args.out, task=bundle_task(args.bundle))
+    names = ", ".join(p.name for p in paths)
+    print(f"Averaged {len(paths)} checkpoints ({names}) into {args.out}")
+    print(f"Export it with: s2s-zoo export --from {args.out} --name NAME")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from s2s_zoo.bundle import bundle_task, load_bundle
     from s2s_zoo.export.conformance import check_serving
@@ -264,6 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", required=True, help="model name under the export base")
     p.add_argument("--no-serving-check", action="store_true")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("average", help="average the last K epoch checkpoints into a bundle")
+    p.add_argument("--bundle", required=True, help="checkpoint or export of the same model")
+    p.add_argument("--weights-dir", required=True, help="the run's --epoch-checkpoints folder")
+    p.add_argument("--last", type=int, default=5, help="how many of the newest to average")
+    p.add_argument("--out", required=True, help="checkpoint directory to write")
+    p.set_defaults(func=cmd_average)
 
     p = sub.add_parser("models", help="list the model catalog with parameter counts")
     p.add_argument("--vocab", type=int, default=8000, help="vocabulary size for the counts")

@@ -33,7 +33,9 @@ def digest(path: Path) -> str:
 
 
 def common_args(tmp_path: Path) -> list[str]:
-    return ["--export-dir", str(tmp_path / "exported"), "--epochs", "1", "--vocab-size", "120"]
+    """Everything under tmp_path (a later --checkpoint-dir wins over this one)."""
+    return ["--export-dir", str(tmp_path / "exported"), "--epochs", "1", "--vocab-size", "120",
+            "--checkpoint-dir", str(tmp_path / "run")]  # fmt: skip
 
 
 def test_train_on_files_then_fine_tune_into_a_new_version(tmp_path):
@@ -137,3 +139,54 @@ def test_recipe_script_reports_bad_data_on_the_command_line(tmp_path):
     )
     assert proc.returncode != 0
     assert "bad.jsonl:2" in proc.stderr and "target" in proc.stderr
+
+
+def test_training_switches_then_average_the_epochs(tmp_path):
+    """--warmup-steps, --accumulate, --batch-tokens, --logdir and --epoch-checkpoints in one
+    run; then `s2s-zoo average` of its epoch checkpoints exports and serves."""
+    import csv
+
+    from s2s_zoo import cli
+
+    train = tmp_path / "train.tsv"
+    write_pairs(train, [number_pair(n) for n in range(200)])
+    result = run(
+        TINY_RECIPE,
+        [*common_args(tmp_path), "--train", str(train), "--valid", str(train), "--epochs", "3",
+         "--warmup-steps", "5", "--accumulate", "2", "--batch-tokens", "300",
+         "--logdir", str(tmp_path / "logs"), "--epoch-checkpoints", str(tmp_path / "epochs"),
+         "--no-serving-check"],
+    )  # fmt: skip
+    losses = result["history"]["loss"]
+    assert losses[-1] < losses[0], losses
+    rows = list(csv.DictReader(open(tmp_path / "logs" / "training.csv")))
+    assert len(rows) == 3 and "token_accuracy" in rows[0]
+    assert list((tmp_path / "logs").rglob("events.out.tfevents*"))
+    assert len(list((tmp_path / "epochs").glob("*.weights.h5"))) == 3
+    assert not (tmp_path / "run" / "backup").exists()  # removed once training finished
+
+    code = cli.main(
+        [
+            "average",
+            "--bundle",
+            str(result["checkpoint_dir"]),
+            "--weights-dir",
+            str(tmp_path / "epochs"),
+            "--last",
+            "2",
+            "--out",
+            str(tmp_path / "avg"),
+        ]
+    )
+    assert code == 0
+    code = cli.main(["export", "--from", str(tmp_path / "avg"), "--export-dir",
+                     str(tmp_path / "exported"), "--name", "averaged"])  # fmt: skip
+    assert code == 0 and (tmp_path / "exported" / "averaged" / "1" / "saved_model.pb").is_file()
+
+
+def test_batch_tokens_is_refused_where_a_task_cannot_honour_it(tmp_path):
+    from s2s_zoo.training.runner import Recipe
+
+    recipe = Recipe(name="cap", task="captioning", model="show_attend_tell")
+    with pytest.raises(SystemExit, match="--batch-tokens is not supported by the captioning"):
+        run(recipe, ["--batch-tokens", "100", "--export-dir", str(tmp_path)])

@@ -22,7 +22,8 @@ RECIPE = Recipe(
         "decoder_layers": 2,
         "dropout": 0.1,
     },
-    train=TrainConfig(epochs=6, batch_size=64, learning_rate=1e-3, patience=2),
+    # linear warmup over 200 updates, then inverse square root decay from the peak rate
+    train=TrainConfig(epochs=6, batch_size=64, learning_rate=1.5e-3, patience=2, warmup_steps=200),
     decoding=DecodingConfig(beam_size=4, length_penalty=0.6, num_hypotheses=4),
     options={"vocab_size": 400},
 )

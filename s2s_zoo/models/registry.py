@@ -38,7 +38,14 @@ class CatalogEntry:
 
 
 _RNN_TRAIN = {"epochs": 10, "batch_size": 64, "learning_rate": 3e-3, "patience": 2}
-_TRANSFORMER_TRAIN = {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3, "patience": 2}
+# Transformers: linear warmup then inverse square root decay (Vaswani et al. 2017)
+_TRANSFORMER_TRAIN = {
+    "epochs": 10,
+    "batch_size": 64,
+    "learning_rate": 1e-3,
+    "patience": 2,
+    "warmup_steps": 400,
+}
 
 CATALOG: dict[str, CatalogEntry] = {
     "rnn_plain": CatalogEntry(
@@ -85,7 +92,7 @@ CATALOG: dict[str, CatalogEntry] = {
         "transformer", "transformer",
         {"hidden_dim": 512, "intermediate_dim": 2048, "num_heads": 8, "encoder_layers": 6,
          "decoder_layers": 6, "positions": "sinusoidal"},
-        {**_TRANSFORMER_TRAIN, "learning_rate": 5e-4},
+        {**_TRANSFORMER_TRAIN, "learning_rate": 7e-4, "warmup_steps": 4000},
         about="Vaswani et al. 2017 base size",
     ),
     "show_attend_tell": CatalogEntry(

@@ -35,6 +35,7 @@ class Task:
     default_model: ClassVar[str] = ""
     # recipe-settable options and their defaults (vocab_size is every task's)
     default_options: ClassVar[dict[str, Any]] = {"vocab_size": 8000}
+    supports_batch_tokens: ClassVar[bool] = False  # `dataset` honours --batch-tokens
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         unknown = sorted(set(options or {}) - set(self.default_options))

@@ -29,13 +29,8 @@ from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
 from s2s_zoo.models.registry import build_from_catalog, entry
 from s2s_zoo.tasks.base import Example, Splits, Task, get_task
-from s2s_zoo.training.fit import (
-    TrainConfig,
-    compile_model,
-    distribution_strategy,
-    fit,
-    set_precision,
-)
+from s2s_zoo.training.distribute import STRATEGIES, is_chief, make_strategy
+from s2s_zoo.training.fit import TrainConfig, compile_model, fit, set_precision
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -109,6 +104,43 @@ def argument_parser(recipe: Recipe, task: Task, description: str = "") -> argpar
     p.add_argument("--xla", action="store_true", help="jit_compile the training step")
     p.add_argument("--seed", type=int, default=train.seed)
     p.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        default="default",
+        help="mirrored: all GPUs (or --devices) of this machine; multi_worker: the cluster "
+        "in TF_CONFIG (see the README)",
+    )
+    p.add_argument("--devices", help="comma-separated devices for --strategy mirrored")
+    p.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=train.warmup_steps,
+        help="linear warmup to --learning-rate, then inverse square root decay (0: constant)",
+    )
+    p.add_argument(
+        "--accumulate", type=int, default=train.accumulate, help="batches per optimizer update"
+    )
+    p.add_argument(
+        "--batch-tokens",
+        type=int,
+        help="text tasks: batch by padded tokens (--batch-size caps the rows)",
+    )
+    p.add_argument(
+        "--logdir", help="TensorBoard events and training.csv (default: CHECKPOINTS/logs)"
+    )
+    p.add_argument(
+        "--backup-dir",
+        help="resumable backup; rerun the same command after a crash to continue from it "
+        "(default: CHECKPOINTS/backup; deleted when training ends)",
+    )
+    p.add_argument(
+        "--backup-every", type=int, help="steps between backups (default: at epoch ends)"
+    )
+    p.add_argument(
+        "--epoch-checkpoints",
+        help="write each epoch's weights here (for `s2s-zoo average`)",
+    )
+    p.add_argument(
         "--no-serving-check",
         action="store_true",
         help="skip the Session-path check of the export (not recommended)",
@@ -131,6 +163,8 @@ def train_config_from(args: argparse.Namespace) -> TrainConfig:
         max_minutes=args.max_minutes,
         jit_compile=args.xla,
         seed=args.seed,
+        warmup_steps=args.warmup_steps,
+        accumulate=args.accumulate,
     )
 
 
@@ -271,15 +305,27 @@ def _format_metric(name: str, value: float) -> str:
 # -- the flow ------------------------------------------------------------------------------
 
 
+def run_directory(args: argparse.Namespace) -> Path:
+    """Where this run name keeps logs and backups: --checkpoint-dir, or checkpoints/NAME."""
+    return (
+        Path(args.checkpoint_dir) if args.checkpoint_dir else REPO_ROOT / "checkpoints" / args.name
+    )
+
+
 def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = "") -> dict:
     """Train, checkpoint, export, serving-check and evaluate; returns paths and metrics."""
     task = get_task(recipe.task, recipe.options)
     args = argument_parser(recipe, task, description).parse_args(argv)
+    if args.batch_tokens and not task.supports_batch_tokens:
+        raise SystemExit(f"--batch-tokens is not supported by the {task.name} task")
+    # first: a multi-worker strategy configures collectives before any TF op runs
+    devices = args.devices.split(",") if args.devices else None
+    strategy = make_strategy(args.strategy, devices)
     keras.utils.set_random_seed(args.seed)
     set_precision(args.mixed_precision)
     splits = load_splits(task, args)
     train_config = train_config_from(args)
-    with distribution_strategy().scope():  # several GPUs: MirroredStrategy; else a no-op
+    with strategy.scope():
         inference = build_inference(recipe, task, args, splits["train"])
         compile_model(inference.model.training_model, train_config)
     model, pre = inference.model, inference.preprocessor
@@ -288,7 +334,24 @@ def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = ""
 
     train_ds = task.dataset(splits["train"], pre, args, training=True)
     valid_ds = task.dataset(splits["valid"], pre, args, training=False)
-    history = fit(model.training_model, train_ds, valid_ds, train_config)
+    home = run_directory(args)
+    logdir = Path(args.logdir) if args.logdir else home / "logs"
+    backup_dir = Path(args.backup_dir) if args.backup_dir else home / "backup"
+    if (backup_dir / "state.json").is_file():
+        print(f"Resuming from the backup in {backup_dir} (delete it to start over)")
+    history = fit(
+        model.training_model,
+        train_ds,
+        valid_ds,
+        train_config,
+        logdir=logdir,
+        checkpoint_dir=args.epoch_checkpoints,
+        backup_dir=backup_dir,
+        save_freq=args.backup_every,
+    )
+    if not is_chief(strategy):  # only the chief writes checkpoints and exports
+        return {"history": history.history}
+    print(f"Training logs (TensorBoard, training.csv): {logdir}")
 
     result = checkpoint_export_and_check(inference, task, args, splits)
     result["history"] = history.history

@@ -19,6 +19,7 @@ class TranslationTask(Task):
     """Source text -> target text; reads TSV (`source<TAB>target`) or JSONL pairs."""
 
     default_model = "gru_bahdanau"
+    supports_batch_tokens = True
     default_options = {
         "vocab_size": 8000,
         "max_source_length": 128,
@@ -64,7 +65,12 @@ class TranslationTask(Task):
 
     def dataset(self, examples, preprocessor, args, training):
         return make_dataset(
-            examples, preprocessor, args.batch_size, shuffle=training, seed=args.seed
+            examples,
+            preprocessor,
+            args.batch_size,
+            shuffle=training,
+            seed=args.seed,
+            batch_tokens=args.batch_tokens,
         )
 
     def score(self, hypotheses: Sequence[str], references: Sequence[list[str]]) -> dict:
