@@ -40,6 +40,7 @@ alike.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -192,6 +193,8 @@ class TrainingBackup(keras.callbacks.Callback):
             for path in self.backup_dir.glob("backup-*"):
                 path.unlink()
             (self.backup_dir / STATE).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # leave the folder only if others' files are in it
+                self.backup_dir.rmdir()
 
     def _save(self, epoch: int, batch: int) -> None:
         self._due = False
