@@ -205,8 +205,9 @@ def checkpoint_export_and_check(
         pending.rename(checkpoint_dir)
     print(f"Checkpoint: {checkpoint_dir}\nExported SavedModel: {export_path}")
     if not args.no_serving_check:
-        samples = [task.serving_input(s) for s, _ in splits["valid"][:3]] + task.unusual_inputs()
-        report = check_serving(export_path, inference, texts=samples)
+        samples = [task.serving_input(s) for s, _ in splits["valid"][:3]]
+        unusual = task.unusual_inputs()  # also alone: a request of only unreadable items
+        report = check_serving(export_path, inference, batches=[samples + unusual, unusual])
         if not report.ok:
             raise SystemExit("Serving check FAILED:\n" + "\n".join(report.mismatches))
         print(f"Serving check (TF1 Session loader, fresh process): OK for {report.signatures}")
