@@ -45,8 +45,9 @@ class TargetText(tf.Module):
     model's encoder), `input_name` (the serving signature's input) and implement
     `encode_source(inputs) -> (source, source_lengths, errors)`, where `errors` is
     None when every input is valid by construction (text), else a [batch] string
-    tensor ("" for a good item). `source_lengths` are what the decoding length limit
-    scales with.
+    tensor ("" for a good item). `source_lengths` count real source positions for
+    the pipeline's use; decoding length limits scale with the *encoder's* memory
+    positions instead (see `DecodingConfig`), the same unit for every modality.
     """
 
     type_name: ClassVar[str] = ""
