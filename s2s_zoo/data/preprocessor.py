@@ -145,7 +145,10 @@ class TextPreprocessor(TargetText):
             raise ValueError("max_source_length and max_target_length must be at least 2")
         self.source_proto = source_proto
         self.max_source_length = max_source_length
-        self.source_tokenizer = make_tokenizer(source_proto, name="source_sentencepiece")
+        if source_proto == target_proto:  # one joint vocabulary: one tokenizer in the graph
+            self.source_tokenizer = self.target_tokenizer
+        else:
+            self.source_tokenizer = make_tokenizer(source_proto, name="source_sentencepiece")
 
     @property
     def source_vocab_size(self) -> int:

@@ -28,7 +28,7 @@ from s2s_zoo.data.readers import DataFormatError
 from s2s_zoo.export.conformance import check_serving
 from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
-from s2s_zoo.models.registry import build_from_catalog, entry
+from s2s_zoo.models.registry import build_from_catalog, entry, requires_joint_vocabulary
 from s2s_zoo.tasks.base import Example, Splits, Task, get_task
 from s2s_zoo.training.fit import (
     TrainConfig,
@@ -166,7 +166,10 @@ def build_inference(
         loaded = load_bundle(args.init_from)
         print(f"Fine-tuning from {args.init_from}: its vocabulary and architecture are kept.")
         return Seq2SeqInference(loaded.preprocessor, loaded.model, decoding)
-    preprocessor = task.make_preprocessor(train, args)
+    if requires_joint_vocabulary(recipe.model, **recipe.model_overrides, **extra):
+        preprocessor = task.make_joint_preprocessor(train, args)  # or a clear refusal
+    else:
+        preprocessor = task.make_preprocessor(train, args)
     overrides = {**task.model_overrides(preprocessor, args), **recipe.model_overrides, **extra}
     source_vocab = getattr(preprocessor, "source_vocab_size", 0)
     model = build_from_catalog(
