@@ -8,7 +8,10 @@ process is what TF Serving runs.
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import tensorflow as tf
 
@@ -22,7 +25,20 @@ MAX_REQUEST_BEAM_SIZE = 64
 
 @dataclass
 class DecodingConfig:
-    """Decoding settings baked into the exported `serving_default` / `beam` signatures."""
+    """Decoding settings baked into the exported `serving_default` / `beam` signatures.
+
+    Each item may generate at most
+    `min(max_length_cap, ceil(max_length_ratio * memory_positions) + max_length_offset)`
+    tokens (EOS included), where `memory_positions` is the number of real encoder
+    memory positions of that item (the sum of the encoder's memory mask), whatever
+    the modality:
+    - text: source tokens, EOS included (after truncation to `max_source_length`);
+    - image: feature-grid cells (fixed per model, e.g. 4 x 16 = 64);
+    - audio: feature frames after the encoder's subsampling (4x for `speech_conv_rnn`:
+      one position per 40 ms of audio with 10 ms frames).
+    Models whose decoder has a position table (Transformer) clamp `max_length_cap`
+    to its size when the inference object is built.
+    """
 
     beam_size: int = 4
     length_penalty: float = 0.6
@@ -58,6 +74,11 @@ class Seq2SeqInference(tf.Module):
                 f"the preprocessor makes {preprocessor.source_features!r} sources but the "
                 f"model's encoder reads {model.source_features!r}"
             )
+        _check_joint_vocabulary(preprocessor, model)
+        _fit_lengths_to_positions(preprocessor, model)
+        most = model.max_output_length
+        if most is not None and decoding.max_length_cap > most:
+            decoding = dataclasses.replace(decoding, max_length_cap=most)
         self.preprocessor = preprocessor
         self.model = model
         self.decoding = decoding
@@ -102,17 +123,38 @@ class Seq2SeqInference(tf.Module):
         """Attention over source tokens a heatmap can label (text sources)."""
         return self.model.has_attention and self.preprocessor.supports_alignment
 
-    def _encode(self, inputs: tf.Tensor, max_length: tf.Tensor | None = None):
-        source, source_lengths, errors = self.preprocessor.encode_source(inputs)
+    def limits(self) -> dict[str, Any]:
+        """The effective length limits of the exported signatures (for `s2s-zoo inspect`)."""
+        d = self.decoding
+        return {
+            "max_source_tokens": getattr(self.preprocessor, "max_source_length", None),
+            "max_output_tokens": d.max_length_cap,
+            "output_budget": f"min({d.max_length_cap}, ceil({d.max_length_ratio} x encoder "
+            f"memory positions) + {d.max_length_offset})",
+        }
+
+    def _limits(self, memory_lengths, errors, max_length=None) -> tf.Tensor:
         d = self.decoding
         limits = max_output_lengths(
-            source_lengths, d.max_length_ratio, d.max_length_offset, d.max_length_cap
+            memory_lengths, d.max_length_ratio, d.max_length_offset, d.max_length_cap
         )
         if max_length is not None:  # a per-request cap, never above the exported cap
             limits = tf.where(max_length > 0, tf.minimum(limits, max_length), limits)
         if errors is not None:  # unreadable items: no decoding steps at all
             limits = tf.where(errors == "", limits, 0)
-        memory, state = self.model.encode(source, decode_steps(limits))
+        return limits
+
+    def output_limits(self, inputs: tf.Tensor) -> tf.Tensor:
+        """[batch] most tokens (EOS included) each input may decode to (see DecodingConfig)."""
+        source, _, errors = self.preprocessor.encode_source(inputs)
+        _, memory_lengths = self.model.run_encoder(source)
+        return self._limits(memory_lengths, errors)
+
+    def _encode(self, inputs: tf.Tensor, max_length: tf.Tensor | None = None):
+        source, _, errors = self.preprocessor.encode_source(inputs)
+        tensors, memory_lengths = self.model.run_encoder(source)
+        limits = self._limits(memory_lengths, errors, max_length)
+        memory, state = self.model.start(tensors, decode_steps(limits))
         return memory, state, limits, errors
 
     def _with_errors(self, outputs: dict[str, tf.Tensor], errors) -> dict[str, tf.Tensor]:
@@ -176,9 +218,11 @@ class Seq2SeqInference(tf.Module):
         result = self._run_beam(inputs, d.beam_size, 1, record=("attention",))
         ids, lengths = result.ids[:, 0], result.content_lengths[:, 0]
         outputs = self._best_outputs(ids, result.scores[:, 0], lengths)
-        outputs["attention"] = result.records["attention"][:, 0]  # [batch, target, source]
         source_ids = self.preprocessor.source_ids(inputs)
         source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
+        attention = result.records["attention"][:, 0]  # [batch, target, memory]
+        # columns in the order of `source_tokens` (e.g. un-reversed for reverse_source)
+        outputs["attention"] = self.model.encoder.memory_to_source(attention, source_lengths)
         outputs["source_tokens"] = self.preprocessor.source_pieces(source_ids, source_lengths)
         return outputs
 
@@ -213,3 +257,36 @@ class Seq2SeqInference(tf.Module):
         with tf.control_dependencies(checks):
             beam_size, max_length = tf.identity(beam_size), tf.identity(max_length)
         return self._run_beam(inputs, beam_size, num_hypotheses, max_length)
+
+
+def _check_joint_vocabulary(preprocessor: TargetText, model: Seq2SeqModel) -> None:
+    """A model that shares embeddings across sides needs one tokenizer for both."""
+    if not model.requires_joint_vocabulary:
+        return
+    source = getattr(preprocessor, "source_proto", None)
+    if source is None or source != preprocessor.target_proto:
+        raise ValueError(
+            "this model shares its embedding between source and target "
+            "(share_embeddings='all'), so both sides need ONE joint SentencePiece model, "
+            "but the preprocessor has "
+            + ("no source vocabulary" if source is None else "two different ones")
+            + "; train one on sources + targets (Task.make_joint_preprocessor)"
+        )
+
+
+def _fit_lengths_to_positions(preprocessor: TargetText, model: Seq2SeqModel) -> None:
+    """Cut source/target lengths to the model's position tables (learned positions end
+    there; sinusoidal ones were never trained further). Longer sources are truncated
+    by the preprocessor, as any source over `max_source_length` is."""
+    for side, attribute, limit in (
+        ("source", "max_source_length", model.max_source_length),
+        ("target", "max_target_length", model.max_output_length),
+    ):
+        value = getattr(preprocessor, attribute, None)
+        if limit is not None and value is not None and value > limit:
+            warnings.warn(
+                f"{attribute} {value} exceeds the model's {limit} {side} positions: "
+                f"{side}s are cut to {limit} tokens",
+                stacklevel=3,
+            )
+            setattr(preprocessor, attribute, limit)

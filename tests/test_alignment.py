@@ -67,3 +67,45 @@ def test_alignment_signature_and_heatmap(exported, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 2000
+
+
+def test_reverse_source_attention_columns_follow_the_source_pieces(tiny_preprocessor):
+    """The memory of a reverse_source encoder holds token len-1-i at position i; the
+    `alignment` signature must label column i with source piece i all the same."""
+    import keras
+
+    from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
+    from s2s_zoo.models.registry import build_model
+
+    _, pre = tiny_preprocessor
+    keras.utils.set_random_seed(0)
+    model = build_model(
+        "rnn",
+        {"vocab_size": pre.source_vocab_size, "embedding_dim": 8, "encoder_units": 8,
+         "reverse_source": True},
+        "rnn",
+        {"vocab_size": pre.target_vocab_size, "embedding_dim": 8, "decoder_units": 16,
+         "attention_units": 8, "attention": "luong_general"},
+    )  # fmt: skip
+    for weight, scale in (
+        (model.encoder.token_embedding.embeddings, 10.0),
+        (model.decoder.attention.key_projection.kernel, 300.0),
+    ):
+        weight.assign(weight * scale)  # peaked attention from an untrained model  # fmt: skip
+    inference = Seq2SeqInference(pre, model, DecodingConfig(beam_size=2, num_hypotheses=1,
+                                                            max_length_cap=6))  # fmt: skip
+    texts = ["three hundred and forty-two", "seven"]
+    out = inference.alignment(texts)
+    source_ids = pre.source_ids(texts)
+    for row in range(len(texts)):
+        pieces = [p for p in out["source_tokens"].numpy()[row] if p]
+        n, length = len(pieces), int(out["lengths"].numpy()[row])
+        assert pieces[-1] == b"</s>"
+        ids = out["output_tokens"].numpy()[row][:length]
+        tokens = [pre.target_tokenizer._pieces.numpy().tolist().index(p) for p in ids] + [3]
+        steps = min(len(tokens), out["attention"].shape[1])  # the EOS step unless cut off
+        by_memory = replay_attention(model, source_ids[row : row + 1, :n], tokens[:steps])
+        got = out["attention"].numpy()[row, :steps, :n]
+        np.testing.assert_allclose(got, by_memory[:, ::-1], atol=1e-5)  # column i = len-1-i
+        assert not out["attention"].numpy()[row, :steps, n:].any()  # padding columns
+        assert got.max() > 0.5 and not np.allclose(got, by_memory, atol=0.05)  # not uniform

@@ -3,7 +3,8 @@ subsampling, a bidirectional LSTM encoder and an LSTM decoder with attention.
 
 Features (log-mel, per-utterance normalisation) are computed in the graph with
 tf.signal, by the training pipeline and by the export alike; the export takes
-16 kHz 16-bit PCM WAV bytes. SpecAugment masks training batches.
+16-bit PCM WAV bytes at any rate from 4 to 192 kHz (resampled to 16 kHz in the
+graph). SpecAugment masks training batches.
 
     python recipes/speech/las.py                                 # embedded espeak-ng task
     python recipes/speech/las.py --train train.csv --valid dev.csv   # path,transcript
@@ -26,9 +27,10 @@ RECIPE = Recipe(
         "dropout": 0.1,
     },
     train=TrainConfig(epochs=20, batch_size=32, learning_rate=2e-3, patience=3),
-    # frames are 10 ms: allow up to one token per 4 frames, plus 10
+    # the limit scales with encoder memory positions: 40 ms each after the 4x subsampling
+    # of 10 ms frames; one token per position (as 0.25 per 10 ms frame), plus 10
     decoding=DecodingConfig(
-        beam_size=4, num_hypotheses=4, max_length_ratio=0.25, max_length_offset=10
+        beam_size=4, num_hypotheses=4, max_length_ratio=1.0, max_length_offset=10
     ),
     options={
         "vocab_size": 64,

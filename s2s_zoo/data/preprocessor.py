@@ -35,8 +35,9 @@ class TargetText(tf.Module):
     model's encoder), `input_name` (the serving signature's input) and implement
     `encode_source(inputs) -> (source, source_lengths, errors)`, where `errors` is
     None when every input is valid by construction (text), else a [batch] string
-    tensor ("" for a good item). `source_lengths` are what the decoding length limit
-    scales with.
+    tensor ("" for a good item). `source_lengths` count real source positions for
+    the pipeline's use; decoding length limits scale with the *encoder's* memory
+    positions instead (see `DecodingConfig`), the same unit for every modality.
     """
 
     type_name: ClassVar[str] = ""
@@ -134,7 +135,10 @@ class TextPreprocessor(TargetText):
             raise ValueError("max_source_length and max_target_length must be at least 2")
         self.source_proto = source_proto
         self.max_source_length = max_source_length
-        self.source_tokenizer = make_tokenizer(source_proto, name="source_sentencepiece")
+        if source_proto == target_proto:  # one joint vocabulary: one tokenizer in the graph
+            self.source_tokenizer = self.target_tokenizer
+        else:
+            self.source_tokenizer = make_tokenizer(source_proto, name="source_sentencepiece")
 
     @property
     def source_vocab_size(self) -> int:

@@ -14,7 +14,9 @@ processors: those are PyTorch/NumPy code that cannot run inside a SavedModel gra
 
 Conventions shared by both searches:
 - A hypothesis ends when it emits `eos_id` or reaches its own maximum length
-  (`max_lengths[b]`); later positions hold `pad_id`.
+  (`max_lengths[b]`); later positions hold `pad_id`. A maximum length of 0 (an
+  unreadable request item) gives an empty hypothesis with score 0 and no step run
+  for it; a batch of such items runs no step at all.
 - `lengths` count generated tokens including EOS; `content_lengths` exclude EOS.
 - `banned_ids` (default pad, unk, bos) are never generated.
 - Optional controls, all off by default:
@@ -217,7 +219,7 @@ def greedy_search(
     min_lengths = _min_lengths(min_length, max_lengths)
     ids = tf.zeros([batch, limit], tf.int32)
     tokens = tf.fill([batch], bos_id)
-    finished = tf.zeros([batch], tf.bool)
+    finished = max_lengths <= 0  # nothing to generate
     log_probs = tf.zeros([batch], tf.float32)
     lengths = tf.zeros([batch], tf.int32)
     records = _record_buffers(state, record, [batch], limit)
@@ -255,6 +257,8 @@ def greedy_search(
 
 
 def _ends_with_eos(ids: tf.Tensor, lengths: tf.Tensor, eos_id: int) -> tf.Tensor:
+    # one pad column, so the gather is in range when no step ran (ids has width 0)
+    ids = tf.pad(ids, [[0, 0]] * (len(ids.shape) - 1) + [[0, 1]])
     last = tf.gather(ids, tf.maximum(lengths - 1, 0), batch_dims=len(ids.shape) - 1)
     return tf.logical_and(lengths > 0, tf.equal(last, eos_id))
 
@@ -342,7 +346,7 @@ def beam_search(
 
     # Only beam 0 starts alive, so the first expansion does not pick k copies of one prefix.
     log_probs = tf.tile(tf.concat([[0.0], tf.fill([k - 1], NEG_INF)], axis=0)[None, :], [batch, 1])
-    finished = tf.zeros([batch, k], tf.bool)
+    finished = tf.tile((max_lengths <= 0)[:, None], [1, k])  # nothing to generate
     lengths = tf.zeros([batch, k], tf.int32)
     ids = tf.zeros([batch, k, limit], tf.int32)
     tokens = tf.fill([batch * k], bos_id)

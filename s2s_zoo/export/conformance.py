@@ -177,16 +177,25 @@ def check_serving(
     texts: Sequence[str | bytes] = ("hello", ""),
     score_tolerance: float = 1e-4,
     input_name: str | None = None,
+    batches: Sequence[Sequence[str | bytes]] | None = None,
 ) -> ConformanceReport:
     """Load `export_dir` on the Session path, run every signature, compare with `inference`.
 
     `texts` are the sample inputs: strings for text models, encoded image or WAV
-    bytes for captioning and speech models. With `inference=None` only loading and
-    running are checked (plus output shapes: one output per input).
+    bytes for captioning and speech models. `batches` (instead of `texts`) checks
+    several requests in the same child process, e.g. good items and an all-bad
+    batch. With `inference=None` only loading and running are checked (plus output
+    shapes: one output row per input).
     """
     if input_name is None:
         input_name = inference.input_name if inference is not None else "inputs"
-    calls = default_calls(texts, input_name)
+    batches = [list(texts)] if batches is None else [list(b) for b in batches]
+    calls, sizes, labels = [], [], []
+    for i, batch in enumerate(batches):
+        batch_calls = default_calls(batch, input_name)
+        calls += batch_calls
+        sizes += [len(batch)] * len(batch_calls)
+        labels += [f"[batch {i}]" if len(batches) > 1 else ""] * len(batch_calls)
     served = run_in_session(export_dir, calls)
     report = ConformanceReport(str(export_dir), served["signatures"])
     expected = set(inference.signatures) if inference is not None else set(REQUIRED_SIGNATURES)
@@ -194,13 +203,13 @@ def check_serving(
         report.mismatches.append(
             f"missing signatures: {sorted(expected - set(served['signatures']))}"
         )
-    for call, got in zip(calls, served["results"], strict=True):
-        name = call["signature"]
+    for call, size, label, got in zip(calls, sizes, labels, served["results"], strict=True):
+        name = call["signature"] + label
         if got is None:
             continue
         for key, value in got.items():
-            if len(value) != len(texts):
-                report.mismatches.append(f"{name}.{key}: {len(value)} rows for {len(texts)} inputs")
+            if len(value) != size:
+                report.mismatches.append(f"{name}.{key}: {len(value)} rows for {size} inputs")
         if inference is None:
             continue
         want = _in_process(inference, call)

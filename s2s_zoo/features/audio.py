@@ -3,8 +3,12 @@
 TF Serving has only core TF ops, so WAV parsing is `tf.strings`/`tf.io.decode_raw`
 plus `tf.audio.decode_wav`, and the features are `tf.signal`. A decoder error would
 fail the whole request, so each item's RIFF chunks are parsed first and only items
-that are 16-bit PCM at the model's rate reach the decoder; the others get zero
+that are 16-bit PCM at a supported rate reach the decoder; the others get zero
 samples and an error string, and the rest of the batch is unaffected.
+
+Sample rates: any rate from 4 kHz to 192 kHz is accepted and converted to the
+model's rate in the graph by `s2s_zoo.features.resample` (scipy's `resample_poly`
+filter, so the export hears what `load_wav` gave training).
 
 Chunk layout: the parser walks the RIFF chunk list (word-aligned, as the spec and
 Python's `wave` module have it) to find `fmt ` and `data` wherever they are, so
@@ -27,6 +31,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from s2s_zoo.features.resample import resample, resampled_length
+
 __all__ = [
     "AudioFrontEnd",
     "EMPTY_AUDIO",
@@ -43,7 +49,8 @@ _NO_FMT = "invalid WAV file: no complete 'fmt ' chunk"
 _NO_DATA = "invalid WAV file: no 'data' chunk"
 _MAX_CHANNELS = 16
 _BAD_CHANNELS = f"unsupported WAV channel count: 1 to {_MAX_CHANNELS} channels"
-_RATE_ERROR = "sample rate {} Hz, model expects {} Hz"
+MIN_RATE, MAX_RATE = 4000, 192000
+_RATE_ERROR = f"unsupported sample rate {{}} Hz: {MIN_RATE} to {MAX_RATE} Hz"
 
 _MAX_CHUNKS = 64  # chunks scanned for `fmt ` and `data`; real files have a handful
 _LOG_FLOOR = 1e-6  # log(power + floor): silence stays finite
@@ -192,8 +199,8 @@ class AudioFrontEnd(tf.Module):
 
     # -- decoding -------------------------------------------------------------------------
 
-    def _check_one(self, data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Scalar bytes -> (error, channels, data offset, whole-frame data bytes)."""
+    def _check_one(self, data: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        """Scalar bytes -> (error, channels, rate, data offset, whole-frame data bytes)."""
         size = tf.cast(tf.strings.length(data), tf.int64)
         head = _slice(data, size, 0, 12)
         is_wav = tf.logical_and(
@@ -214,14 +221,15 @@ class AudioFrontEnd(tf.Module):
                 (tf.logical_or(channels < 1, channels > _MAX_CHANNELS), _BAD_CHANNELS),
                 (dat < 0, _NO_DATA),
                 (
-                    rate != self.sample_rate,
-                    tf.strings.format(_RATE_ERROR, (rate, self.sample_rate)),
+                    tf.logical_or(rate < MIN_RATE, rate > MAX_RATE),
+                    tf.strings.format(_RATE_ERROR, rate),
                 ),
                 (samples == 0, EMPTY_AUDIO),
-                (samples < self.frame_length, SHORT_AUDIO),
+                (resampled_length(samples, rate, self.sample_rate) < self.frame_length,
+                 SHORT_AUDIO),
             ]
-        )
-        return error, channels, dat + 8, num_bytes
+        )  # fmt: skip
+        return error, channels, rate, dat + 8, num_bytes
 
     def _canonical_wav(self, data, channels, start, num_bytes) -> tf.Tensor:
         """A 44-byte-header WAV holding the item's samples, which decode_wav always accepts."""
@@ -241,12 +249,18 @@ class AudioFrontEnd(tf.Module):
         return tf.strings.join(header)
 
     def _decode_one(self, data: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        error, channels, start, num_bytes = self._check_one(data)
+        error, channels, rate, start, num_bytes = self._check_one(data)
 
         def decode():
             wav = self._canonical_wav(data, channels, start, num_bytes)
             audio, _ = tf.audio.decode_wav(wav, desired_channels=-1)
-            return tf.reduce_mean(audio, axis=1), error
+            mono = tf.reduce_mean(audio, axis=1)
+            mono = tf.cond(
+                tf.equal(rate, self.sample_rate),
+                lambda: mono,
+                lambda: resample(mono, rate, self.sample_rate),
+            )
+            return mono, error
 
         def reject():
             return tf.zeros([0], tf.float32), error
@@ -257,9 +271,11 @@ class AudioFrontEnd(tf.Module):
         """[batch] WAV bytes -> (float32 [batch, max_samples] zero-padded, int32 lengths,
         error strings). Bad items get length 0 and a reason; good ones get "".
 
-        Samples are int16 / 32768, multi-channel files averaged to mono. Besides
-        the format errors, audio shorter than one analysis frame is rejected
-        (`SHORT_AUDIO`): it would give the encoder no frames at all.
+        Samples are int16 / 32768, multi-channel files averaged to mono, then
+        resampled to `sample_rate` when the file has another rate (as `load_wav`
+        does for training). Besides the format errors, audio shorter than one
+        analysis frame (after resampling) is rejected (`SHORT_AUDIO`): it would
+        give the encoder no frames at all.
         """
         wav_bytes = tf.convert_to_tensor(wav_bytes, tf.string)
         samples, errors = tf.map_fn(

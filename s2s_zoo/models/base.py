@@ -66,6 +66,17 @@ class Encoder:
     def __call__(self, inputs: list) -> EncoderOutput:
         raise NotImplementedError
 
+    @property
+    def max_source_positions(self) -> int | None:
+        """Longest source (in memory positions) the encoder supports; None: no limit."""
+        return None
+
+    def memory_to_source(self, weights: tf.Tensor, source_lengths: tf.Tensor) -> tf.Tensor:
+        """Reorder the last axis of `weights` (e.g. attention [batch, target, memory])
+        from memory positions to source positions, for `source_lengths` [batch] real
+        positions each. The identity unless the encoder reorders its input."""
+        return weights
+
 
 class Decoder:
     """Base class of decoders: teacher forcing and the decoder-step interface."""
@@ -85,6 +96,17 @@ class Decoder:
     def has_attention(self) -> bool:
         """Whether `step` leaves the last step's attention weights in `state["attention"]`."""
         return False
+
+    @classmethod
+    def requires_joint_vocabulary(cls, config: Any) -> bool:
+        """Whether a decoder with `config` shares token ids with the source side, so
+        source and target must use one joint vocabulary (one tokenizer model)."""
+        return False
+
+    @property
+    def max_target_positions(self) -> int | None:
+        """Most output tokens (EOS included) `step` supports; None: no limit."""
+        return None
 
     def share_source_embedding(self, encoder: Encoder) -> None:
         """Hook for decoders that tie their embedding with the encoder's; default: none."""

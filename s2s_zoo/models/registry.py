@@ -99,12 +99,15 @@ CATALOG: dict[str, CatalogEntry] = {
         "image_cnn", "rnn",
         {"backbone": "mobilenet_v3_small", "cell": "lstm", "attention": "bahdanau"},
         {"epochs": 30, "batch_size": 32, "learning_rate": 2e-3, "patience": 4},
+        # captions do not grow with the (fixed) grid: a flat budget
+        {"max_length_ratio": 0.0, "max_length_offset": 24},
         about="Xu et al. 2015: MobileNetV3 grid (stride 16) + LSTM decoder with attention",
     ),
     "speech_las": CatalogEntry(
         "speech_conv_rnn", "rnn",
         {"cell": "lstm", "encoder_layers": 2, "bidirectional": True, "attention": "bahdanau"},
         {"epochs": 20, "batch_size": 32, "learning_rate": 2e-3, "patience": 3},
+        {"max_length_ratio": 1.0, "max_length_offset": 10},  # a token per 40 ms position
         about="Listen, Attend and Spell style: 4x conv subsampling, BiLSTM, attention",
     ),
 }  # fmt: skip
@@ -181,6 +184,15 @@ def build_from_catalog(
         enc["vocab_size"] = source_vocab_size
     dec["vocab_size"] = target_vocab_size
     return build_model(e.encoder, enc, e.decoder, dec)
+
+
+def requires_joint_vocabulary(name: str, **overrides: Any) -> bool:
+    """Whether catalog entry `name` (with overrides) shares token ids across sides, so its
+    task must train one joint vocabulary; decided from the configs, before any build."""
+    e = entry(name)
+    _, dec = split_overrides(e.encoder, e.decoder, {**e.config, **overrides})
+    decoder = DECODERS[e.decoder]
+    return decoder.requires_joint_vocabulary(make_config(decoder, dec, "decoder"))
 
 
 def build_from_json(text: str) -> Seq2SeqModel:

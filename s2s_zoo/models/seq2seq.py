@@ -2,9 +2,14 @@
 
 `Seq2SeqModel` builds three views that share weights:
 - `training_model`: functional `[*source inputs, target_ids] -> logits` (teacher forcing);
-- `encoder_model`: source inputs -> the tensors the decoder needs at decoding time;
-- `encode(source, max_length) -> (memory, state)` and `step(token_ids, state, memory)`,
-  the decoder-step interface that greedy and beam search run on.
+- `encoder_model`: source inputs -> the tensors the decoder needs at decoding time,
+  then the number of real memory positions per item (the sum of the memory mask);
+- `run_encoder(source) -> (tensors, memory_lengths)`, `start(tensors, max_length)`
+  and `step(token_ids, state, memory)`, the decoder-step interface that greedy and
+  beam search run on (`encode` = `run_encoder` + `start`).
+
+Memory positions are what decoding length limits scale with, for every modality:
+text tokens (EOS included), image grid cells, audio frames after subsampling.
 """
 
 from __future__ import annotations
@@ -55,9 +60,10 @@ class Seq2SeqModel:
         encoded = encoder(source_inputs)
         logits = decoder.teacher_forcing(target_ids, encoded)
         self.training_model = keras.Model([*source_inputs, target_ids], logits, name=name)
+        memory_lengths = keras.ops.sum(keras.ops.cast(encoded.mask, "int32"), axis=1)
         self.encoder_model = keras.Model(
             source_inputs if len(source_inputs) > 1 else source_inputs[0],
-            decoder.encoder_tensors(encoded),
+            [*decoder.encoder_tensors(encoded), memory_lengths],
             name=f"{name}_encoder",
         )
         self.num_source_inputs = len(source_inputs)
@@ -81,6 +87,21 @@ class Seq2SeqModel:
     def target_vocab_size(self) -> int:
         return self.decoder.vocab_size
 
+    @property
+    def requires_joint_vocabulary(self) -> bool:
+        """Source and target ids index one shared embedding: one vocabulary for both."""
+        return self.decoder.requires_joint_vocabulary(self.decoder.config)
+
+    @property
+    def max_output_length(self) -> int | None:
+        """Most output tokens (EOS included) the decoder supports; None: no limit."""
+        return self.decoder.max_target_positions
+
+    @property
+    def max_source_length(self) -> int | None:
+        """Longest source (memory positions) the encoder supports; None: no limit."""
+        return self.encoder.max_source_positions
+
     def count_params(self) -> int:
         return self.training_model.count_params()
 
@@ -88,12 +109,24 @@ class Seq2SeqModel:
         """Encoder + decoder types and configs as JSON; `build_from_json` rebuilds them."""
         return json.dumps(self.config.to_dict(), indent=2, sort_keys=True)
 
+    def run_encoder(self, source: tf.Tensor | tuple | list) -> tuple[list, tf.Tensor]:
+        """Source features -> (the decoder's encoder tensors, real memory positions [batch])."""
+        source = list(source) if isinstance(source, tuple | list) else source
+        *tensors, memory_lengths = self.encoder_model(source, training=False)
+        return tensors, tf.cast(memory_lengths, tf.int32)
+
+    def start(
+        self, tensors: list, max_length: tf.Tensor | int | None = None
+    ) -> tuple[TensorDict, TensorDict]:
+        """Encoder tensors -> (memory, initial decoder state); `max_length` sizes caches."""
+        return self.decoder.start(tensors, max_length)
+
     def encode(
         self, source: tf.Tensor | tuple | list, max_length: tf.Tensor | int | None = None
     ) -> tuple[TensorDict, TensorDict]:
         """Source features -> (memory, initial decoder state); `max_length` sizes caches."""
-        source = list(source) if isinstance(source, tuple | list) else source
-        return self.decoder.start(self.encoder_model(source, training=False), max_length)
+        tensors, _ = self.run_encoder(source)
+        return self.start(tensors, max_length)
 
     def step(
         self, token_ids: tf.Tensor, state: TensorDict, memory: TensorDict

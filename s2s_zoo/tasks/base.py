@@ -64,6 +64,19 @@ class Task:
         """Tokenizers trained on `train` and the source front end."""
         raise NotImplementedError
 
+    def make_joint_preprocessor(
+        self, train: list[Example], args: argparse.Namespace
+    ) -> TargetText:
+        """Like `make_preprocessor`, with ONE tokenizer trained on sources + targets and
+        used for both sides, for models that share embeddings across sides
+        (`Seq2SeqModel.requires_joint_vocabulary`). Tasks whose sources are not text
+        cannot have one, so by default this refuses."""
+        raise ValueError(
+            f"the model shares its embeddings between source and target, which needs one "
+            f"joint vocabulary, but task {self.name!r} has no text source to share it with "
+            f"(use share_embeddings='decoder_output' or 'none')"
+        )
+
     def model_overrides(self, preprocessor: TargetText, args: argparse.Namespace) -> dict:
         """Model config values the data fixes (e.g. image size, mel bins)."""
         return {}

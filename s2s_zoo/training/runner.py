@@ -27,7 +27,7 @@ from s2s_zoo.data.readers import DataFormatError
 from s2s_zoo.export.conformance import check_serving
 from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
-from s2s_zoo.models.registry import build_from_catalog, entry
+from s2s_zoo.models.registry import build_from_catalog, entry, requires_joint_vocabulary
 from s2s_zoo.tasks.base import Example, Splits, Task, get_task
 from s2s_zoo.training.distribute import STRATEGIES, is_chief, make_strategy
 from s2s_zoo.training.fit import TrainConfig, compile_model, fit, set_precision
@@ -205,7 +205,10 @@ def build_inference(
         loaded = load_bundle(args.init_from)
         print(f"Fine-tuning from {args.init_from}: its vocabulary and architecture are kept.")
         return Seq2SeqInference(loaded.preprocessor, loaded.model, decoding)
-    preprocessor = task.make_preprocessor(train, args)
+    if requires_joint_vocabulary(recipe.model, **recipe.model_overrides, **extra):
+        preprocessor = task.make_joint_preprocessor(train, args)  # or a clear refusal
+    else:
+        preprocessor = task.make_preprocessor(train, args)
     overrides = {**task.model_overrides(preprocessor, args), **recipe.model_overrides, **extra}
     source_vocab = getattr(preprocessor, "source_vocab_size", 0)
     model = build_from_catalog(
@@ -244,8 +247,9 @@ def checkpoint_export_and_check(
         pending.rename(checkpoint_dir)
     print(f"Checkpoint: {checkpoint_dir}\nExported SavedModel: {export_path}")
     if not args.no_serving_check:
-        samples = [task.serving_input(s) for s, _ in splits["valid"][:3]] + task.unusual_inputs()
-        report = check_serving(export_path, inference, texts=samples)
+        samples = [task.serving_input(s) for s, _ in splits["valid"][:3]]
+        unusual = task.unusual_inputs()  # also alone: a request of only unreadable items
+        report = check_serving(export_path, inference, batches=[samples + unusual, unusual])
         if not report.ok:
             raise SystemExit("Serving check FAILED:\n" + "\n".join(report.mismatches))
         print(f"Serving check (TF1 Session loader, fresh process): OK for {report.signatures}")

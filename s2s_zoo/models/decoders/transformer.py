@@ -99,6 +99,17 @@ class TransformerDecoder(Decoder):
             None if tie else layers.Dense(c.vocab_size, name="output_projection")
         )
 
+    @classmethod
+    def requires_joint_vocabulary(cls, config: TransformerDecoderConfig) -> bool:
+        return config.share_embeddings == "all"
+
+    @property
+    def max_target_positions(self) -> int:
+        """The position table's size: learned positions end there, and sinusoidal ones
+        were never trained past it either (targets are cut to fit, see
+        `Seq2SeqInference`)."""
+        return self.config.max_positions
+
     def share_source_embedding(self, encoder: Encoder) -> None:
         """With share_embeddings="all", the encoder reads tokens through our embedding."""
         if self.config.share_embeddings != "all":

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+import tensorflow as tf
 from keras import layers
 
 from s2s_zoo.layers.recurrent import RecurrentStack, ReverseSource, check_cell
@@ -68,6 +69,13 @@ class RNNEncoder(Encoder):
 
     def inputs(self) -> list:
         return [keras.Input((None,), dtype="int32", name="source_ids")]
+
+    def memory_to_source(self, weights: tf.Tensor, source_lengths: tf.Tensor) -> tf.Tensor:
+        """With `reverse_source`, memory position j holds source token length - 1 - j."""
+        if not self.config.reverse_source:
+            return weights
+        lengths = tf.cast(source_lengths, tf.int64)
+        return tf.reverse_sequence(weights, lengths, seq_axis=len(weights.shape) - 1, batch_axis=0)
 
     def __call__(self, inputs: list) -> EncoderOutput:
         source_ids = inputs[0]

@@ -84,6 +84,11 @@ class TransformerEncoder(Encoder):
     def memory_dim(self) -> int:
         return self.config.hidden_dim
 
+    @property
+    def max_source_positions(self) -> int:
+        """The position table's size (learned positions end there)."""
+        return self.config.max_positions
+
     def inputs(self) -> list:
         return [keras.Input((None,), dtype="int32", name="source_ids")]
 

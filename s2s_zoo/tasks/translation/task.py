@@ -63,6 +63,13 @@ class TranslationTask(Task):
             self.options["max_target_length"],
         )
 
+    def make_joint_preprocessor(self, train: list[Example], args: argparse.Namespace):
+        """One SentencePiece model on sources + targets, the same proto for both sides."""
+        joint = train_sentencepiece([text for pair in train for text in pair], args.vocab_size)
+        return TextPreprocessor(
+            joint, joint, self.options["max_source_length"], self.options["max_target_length"]
+        )
+
     def dataset(self, examples, preprocessor, args, training):
         return make_dataset(
             examples,
