@@ -106,6 +106,14 @@ class Task:
         """Corpus metrics of `hypotheses` against one or more references each."""
         return {"exact_match": exact_match(hypotheses, references)}
 
+    def baselines(self, sources: Sequence[str]) -> dict[str, list[str]]:
+        """Outputs of simple systems, scored next to the model's (e.g. a summary's lead)."""
+        return {}
+
+    def output_stats(self, sources: Sequence[str], hypotheses: Sequence[str]) -> dict:
+        """What the score does not show about outputs (e.g. copy rate, repetition)."""
+        return {}
+
 
 class FileSourceTask(Task):
     """A task whose sources are media files (images, audio) sent as bytes."""
