@@ -46,6 +46,10 @@ class DecodingConfig:
     max_length_ratio: float = 2.0
     max_length_offset: int = 10
     max_length_cap: int = 256
+    # output controls of the shared search (0 = off; see s2s_zoo.decoding.search)
+    min_length: int = 0  # no EOS before this many tokens
+    no_repeat_ngram_size: int = 0  # never repeat an n-gram of this size
+    coverage_penalty: float = 0.0  # GNMT coverage penalty beta, beam search only
 
     def __post_init__(self) -> None:
         if not 1 <= self.beam_size <= MAX_REQUEST_BEAM_SIZE:
@@ -54,6 +58,16 @@ class DecodingConfig:
             raise ValueError("num_hypotheses must be in [1, beam_size]")
         if self.max_length_cap < 1:
             raise ValueError("max_length_cap must be at least 1")
+        if self.min_length < 0:
+            raise ValueError(f"min_length must be >= 0 (0 = off), got {self.min_length}")
+        if self.no_repeat_ngram_size < 0:
+            raise ValueError(
+                f"no_repeat_ngram_size must be >= 0 (0 = off), got {self.no_repeat_ngram_size}"
+            )
+        if self.coverage_penalty < 0:
+            raise ValueError(
+                f"coverage_penalty must be >= 0 (0 = off), got {self.coverage_penalty}"
+            )
 
 
 class Seq2SeqInference(tf.Module):
@@ -79,6 +93,18 @@ class Seq2SeqInference(tf.Module):
         most = model.max_output_length
         if most is not None and decoding.max_length_cap > most:
             decoding = dataclasses.replace(decoding, max_length_cap=most)
+        if decoding.coverage_penalty and not model.has_attention:
+            raise ValueError(
+                "coverage_penalty needs a model whose decoder attends over the source; "
+                f"this {model.decoder.type_name!r} decoder leaves no attention weights"
+            )
+        joint = getattr(preprocessor, "source_proto", None) == preprocessor.target_proto
+        if model.decoder.copies_source and not joint:
+            raise ValueError(
+                "the decoder copies source tokens into its output, so source and target must "
+                "share one vocabulary (one SentencePiece model for both sides); this "
+                "preprocessor has two different ones"
+            )
         self.preprocessor = preprocessor
         self.model = model
         self.decoding = decoding
@@ -157,6 +183,20 @@ class Seq2SeqInference(tf.Module):
         memory, state = self.model.start(tensors, decode_steps(limits))
         return memory, state, limits, errors
 
+    def _controls(self) -> dict:
+        """The search's output controls from the decoding config (greedy and beam)."""
+        d = self.decoding
+        return {"min_length": d.min_length, "no_repeat_ngram_size": d.no_repeat_ngram_size}
+
+    def _coverage(self, memory: dict) -> dict:
+        """Beam search's coverage penalty and the (untiled) source mask it sums over."""
+        if not self.decoding.coverage_penalty:
+            return {}
+        return {
+            "coverage_penalty": self.decoding.coverage_penalty,
+            "source_mask": memory.get("mask"),
+        }
+
     def _with_errors(self, outputs: dict[str, tf.Tensor], errors) -> dict[str, tf.Tensor]:
         """Blank the outputs of unreadable items and report why (image/audio only)."""
         if errors is None:
@@ -184,7 +224,9 @@ class Seq2SeqInference(tf.Module):
 
     def _greedy(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         memory, state, limits, errors = self._encode(inputs)
-        result = greedy_search(self.model.step, state, memory, limits, BOS_ID, EOS_ID, PAD_ID)
+        result = greedy_search(
+            self.model.step, state, memory, limits, BOS_ID, EOS_ID, PAD_ID, **self._controls()
+        )
         outputs = self._best_outputs(result.ids, result.scores, result.content_lengths)
         return self._with_errors(outputs, errors)
 
@@ -202,6 +244,8 @@ class Seq2SeqInference(tf.Module):
             num_hypotheses=num_hypotheses,
             pad_id=PAD_ID,
             record=record,
+            **self._controls(),
+            **self._coverage(memory),
         )
         if record:
             return result

@@ -113,3 +113,11 @@ def tiny_preprocessor():
         max_source_length=32,
         max_target_length=32,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_joint_preprocessor(tiny_preprocessor):
+    """The same pairs with ONE SentencePiece model for both sides (copying decoders)."""
+    pairs, _ = tiny_preprocessor
+    proto = train_sentencepiece([s for s, _ in pairs] + [t for _, t in pairs], 120)
+    return pairs, TextPreprocessor(proto, proto, max_source_length=32, max_target_length=32)

@@ -16,11 +16,18 @@ from s2s_zoo.decoding import beam_search, greedy_search
 from s2s_zoo.export.conformance import check_serving
 from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
-from s2s_zoo.models.registry import build_from_catalog, build_from_json, catalog_names
+from s2s_zoo.models.registry import build_from_catalog, build_from_json, catalog_names, entry
 from s2s_zoo.training.fit import TrainConfig, compile_model, fit
 from tests.conftest import tiny_overrides
 
 NAMES = catalog_names("token_ids")  # image and audio entries: tests/test_media_models.py
+
+
+@pytest.fixture
+def text_preprocessor(request, name):
+    """Pairs and a preprocessor; one joint vocabulary for decoders that copy or share it."""
+    joint = entry(name).decoder == "pointer_generator"
+    return request.getfixturevalue("tiny_joint_preprocessor" if joint else "tiny_preprocessor")
 
 
 def tiny(name: str, preprocessor, seed: int = 0):
@@ -34,8 +41,8 @@ def tiny(name: str, preprocessor, seed: int = 0):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_entry_trains_decodes_exports_and_serves(name, tiny_preprocessor, tmp_path):
-    pairs, pre = tiny_preprocessor
+def test_entry_trains_decodes_exports_and_serves(name, text_preprocessor, tmp_path):
+    pairs, pre = text_preprocessor
     model = tiny(name, pre)
     config = TrainConfig(epochs=4, batch_size=16, learning_rate=1e-2, patience=0)
     compile_model(model.training_model, config)
@@ -57,8 +64,8 @@ def test_entry_trains_decodes_exports_and_serves(name, tiny_preprocessor, tmp_pa
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_config_round_trip_gives_identical_logits(name, tiny_preprocessor, tmp_path):
-    pairs, pre = tiny_preprocessor
+def test_config_round_trip_gives_identical_logits(name, text_preprocessor, tmp_path):
+    pairs, pre = text_preprocessor
     model = tiny(name, pre, seed=3)
     inference = Seq2SeqInference(pre, model, DecodingConfig())
     save_bundle(inference, tmp_path)
@@ -74,8 +81,8 @@ def test_config_round_trip_gives_identical_logits(name, tiny_preprocessor, tmp_p
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_padding_neighbours_change_nothing(name, tiny_preprocessor):
-    _, pre = tiny_preprocessor
+def test_padding_neighbours_change_nothing(name, text_preprocessor):
+    _, pre = text_preprocessor
     model = tiny(name, pre, seed=5)
     short = "twelve"
     long = "nine hundred and ninety-nine thousand, nine hundred and ninety-nine"

@@ -39,6 +39,9 @@ class EncoderOutput:
     memory: Any  # [batch, time, memory_dim]
     mask: Any  # [batch, time] bool: False at padding positions
     summary: list | None = None  # vectors [batch, d] that sum up the source, or None
+    # token encoders: the [batch, time] int ids at each memory position (0 = padding), for
+    # decoders that copy source tokens (pointer-generator); None for images and audio
+    source_ids: Any = None
 
 
 class Encoder:
@@ -107,6 +110,11 @@ class Decoder:
     def max_target_positions(self) -> int | None:
         """Most output tokens (EOS included) `step` supports; None: no limit."""
         return None
+
+    @property
+    def copies_source(self) -> bool:
+        """Whether the decoder copies source token ids into its output (one joint vocabulary)."""
+        return False
 
     def share_source_embedding(self, encoder: Encoder) -> None:
         """Hook for decoders that tie their embedding with the encoder's; default: none."""

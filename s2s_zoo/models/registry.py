@@ -46,6 +46,13 @@ _TRANSFORMER_TRAIN = {
     "patience": 2,
     "warmup_steps": 400,
 }
+# See et al. 2017 sizes halved for CPUs: BiLSTM 128 per direction, LSTM 256, embedding 128
+# shared by both sides (one joint vocabulary); summaries of at most 40 tokens.
+_SUMM = {"cell": "lstm", "bidirectional": True, "encoder_units": 128, "embedding_dim": 128,
+         "decoder_units": 256, "attention_units": 128}  # fmt: skip
+_SUMM_TRAIN = {"epochs": 20, "batch_size": 64, "learning_rate": 2e-3, "patience": 2}
+_SUMM_DECODING = {"beam_size": 4, "length_penalty": 0.6, "num_hypotheses": 4,
+                  "max_length_ratio": 0.0, "max_length_offset": 40}  # fmt: skip
 
 CATALOG: dict[str, CatalogEntry] = {
     "rnn_plain": CatalogEntry(
@@ -109,6 +116,20 @@ CATALOG: dict[str, CatalogEntry] = {
         {"epochs": 20, "batch_size": 32, "learning_rate": 2e-3, "patience": 3},
         {"max_length_ratio": 1.0, "max_length_offset": 10},  # a token per 40 ms position
         about="Listen, Attend and Spell style: 4x conv subsampling, BiLSTM, attention",
+    ),
+    "seq2seq_attention_summ": CatalogEntry(
+        "rnn", "pointer_generator", {**_SUMM, "copy_source": False}, _SUMM_TRAIN,
+        _SUMM_DECODING,
+        about="See et al. 2017 baseline: BiLSTM + LSTM with additive attention, no copying",
+    ),
+    "pointer_generator": CatalogEntry(
+        "rnn", "pointer_generator", _SUMM, _SUMM_TRAIN, _SUMM_DECODING,
+        about="See et al. 2017: the same network mixing generation with copying source tokens",
+    ),
+    "pointer_generator_coverage": CatalogEntry(
+        "rnn", "pointer_generator", {**_SUMM, "coverage": True, "coverage_loss_weight": 1.0},
+        _SUMM_TRAIN, _SUMM_DECODING,
+        about="See et al. 2017 with coverage attention and coverage loss (weight 1.0)",
     ),
 }  # fmt: skip
 

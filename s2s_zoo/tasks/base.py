@@ -64,9 +64,7 @@ class Task:
         """Tokenizers trained on `train` and the source front end."""
         raise NotImplementedError
 
-    def make_joint_preprocessor(
-        self, train: list[Example], args: argparse.Namespace
-    ) -> TargetText:
+    def make_joint_preprocessor(self, train: list[Example], args: argparse.Namespace) -> TargetText:
         """Like `make_preprocessor`, with ONE tokenizer trained on sources + targets and
         used for both sides, for models that share embeddings across sides
         (`Seq2SeqModel.requires_joint_vocabulary`). Tasks whose sources are not text
@@ -110,6 +108,14 @@ class Task:
     def score(self, hypotheses: Sequence[str], references: Sequence[list[str]]) -> dict:
         """Corpus metrics of `hypotheses` against one or more references each."""
         return {"exact_match": exact_match(hypotheses, references)}
+
+    def baselines(self, sources: Sequence[str]) -> dict[str, list[str]]:
+        """Outputs of simple systems, scored next to the model's (e.g. a summary's lead)."""
+        return {}
+
+    def output_stats(self, sources: Sequence[str], hypotheses: Sequence[str]) -> dict:
+        """What the score does not show about outputs (e.g. copy rate, repetition)."""
+        return {}
 
 
 class FileSourceTask(Task):

@@ -2,6 +2,7 @@
 
 from s2s_zoo.tasks.captioning.task import CaptioningTask
 from s2s_zoo.tasks.speech.task import SpeechTask
+from s2s_zoo.tasks.summarization.task import SummarizationTask
 from s2s_zoo.tasks.translation.task import TranslationTask
 
-__all__ = ["CaptioningTask", "SpeechTask", "TranslationTask"]
+__all__ = ["CaptioningTask", "SpeechTask", "SummarizationTask", "TranslationTask"]

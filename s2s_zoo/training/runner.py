@@ -95,6 +95,24 @@ def argument_parser(recipe: Recipe, task: Task, description: str = "") -> argpar
     p.add_argument("--beam-size", type=int, default=decoding.beam_size)
     p.add_argument("--length-penalty", type=float, default=decoding.length_penalty)
     p.add_argument(
+        "--min-length",
+        type=int,
+        default=decoding.min_length,
+        help="no end of output before this many tokens (0: off)",
+    )
+    p.add_argument(
+        "--no-repeat-ngram-size",
+        type=int,
+        default=decoding.no_repeat_ngram_size,
+        help="never repeat an output n-gram of this many tokens (0: off)",
+    )
+    p.add_argument(
+        "--coverage-penalty",
+        type=float,
+        default=decoding.coverage_penalty,
+        help="GNMT coverage penalty beta for beam search, attention models only (0: off)",
+    )
+    p.add_argument(
         "--mixed-precision",
         nargs="?",
         const="float16",
@@ -169,12 +187,16 @@ def train_config_from(args: argparse.Namespace) -> TrainConfig:
 
 
 def decoding_from(args: argparse.Namespace, defaults: DecodingConfig) -> DecodingConfig:
-    """The recipe's decoding settings with the command line's beam size and penalty."""
+    """The recipe's decoding settings with the command line's beam size, penalties and
+    output controls."""
     return dataclasses.replace(
         defaults,
         beam_size=args.beam_size,
         length_penalty=args.length_penalty,
         num_hypotheses=min(defaults.num_hypotheses, args.beam_size),
+        min_length=args.min_length,
+        no_repeat_ngram_size=args.no_repeat_ngram_size,
+        coverage_penalty=args.coverage_penalty,
     )
 
 
@@ -287,7 +309,7 @@ def evaluate_export(
         start = time.perf_counter()
         hyps = decode_with(loaded.signatures[mode], input_name, inputs)
         seconds = time.perf_counter() - start
-        scores = task.score(hyps, refs)
+        scores = {**task.score(hyps, refs), **task.output_stats(sources, hyps)}
         metrics.update({f"{mode}_{k}": v for k, v in scores.items()})
         shown = ", ".join(_format_metric(k, v) for k, v in scores.items())
         rate = len(sources) / max(seconds, 1e-9)
@@ -297,12 +319,19 @@ def evaluate_export(
                 mark = "ok" if h in r else "WRONG"
                 want = "" if h in r else f" (want {r[0]!r})"
                 print(f"  [{mark}] {task.show(s)} -> {h!r}{want}")
+    for name, hyps in task.baselines(sources).items():  # on the same inputs, for comparison
+        scores = {**task.score(hyps, refs), **task.output_stats(sources, hyps)}
+        metrics.update({f"{name}_{k}": v for k, v in scores.items()})
+        shown = ", ".join(_format_metric(k, v) for k, v in scores.items())
+        print(f"{name:>6}: {shown} (baseline)")
     return metrics
 
 
 def _format_metric(name: str, value: float) -> str:
     if name in ("exact_match", "wer", "cer"):
         return f"{name.replace('_', ' ')} {value:.2%}"
+    if name in ("copy_rate", "repeated_trigrams"):
+        return f"{name.replace('_', ' ')} {value:.3f}"
     return f"{name} {value:.1f}"
 
 

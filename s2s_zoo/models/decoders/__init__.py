@@ -1,6 +1,17 @@
 """Decoders, registered by name on import: the decoder-step interface over a memory."""
 
+from s2s_zoo.models.decoders.pointer_generator import (
+    PointerGeneratorConfig,
+    PointerGeneratorDecoder,
+)
 from s2s_zoo.models.decoders.rnn import RNNDecoder, RNNDecoderConfig
 from s2s_zoo.models.decoders.transformer import TransformerDecoder, TransformerDecoderConfig
 
-__all__ = ["RNNDecoder", "RNNDecoderConfig", "TransformerDecoder", "TransformerDecoderConfig"]
+__all__ = [
+    "PointerGeneratorConfig",
+    "PointerGeneratorDecoder",
+    "RNNDecoder",
+    "RNNDecoderConfig",
+    "TransformerDecoder",
+    "TransformerDecoderConfig",
+]

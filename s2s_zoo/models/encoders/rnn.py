@@ -84,4 +84,5 @@ class RNNEncoder(Encoder):
             source_ids = self.reverse(source_ids)
         x = self.dropout(self.token_embedding(source_ids))
         memory, states = self.stack(x, mask=mask)
-        return EncoderOutput(memory, mask, self.stack.summary(states))
+        # source_ids as the memory sees them (reversed too), so position i of both agree
+        return EncoderOutput(memory, mask, self.stack.summary(states), source_ids=source_ids)

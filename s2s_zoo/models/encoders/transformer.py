@@ -102,4 +102,4 @@ class TransformerEncoder(Encoder):
             x = layer(x, padding_mask=mask)
         if c.normalize_first:
             x = self.norm(x)
-        return EncoderOutput(x, mask, None)
+        return EncoderOutput(x, mask, None, source_ids=source_ids)
