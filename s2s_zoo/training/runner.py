@@ -25,10 +25,10 @@ import tensorflow as tf
 
 from s2s_zoo.bundle import load_bundle, save_bundle
 from s2s_zoo.data.readers import DataFormatError
-from s2s_zoo.export.conformance import check_serving
+from s2s_zoo.export.conformance import batch_inputs, check_serving
 from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
-from s2s_zoo.models.registry import build_from_catalog, entry
+from s2s_zoo.models.registry import build_from_catalog, entry, source_features
 from s2s_zoo.tasks.base import Example, Splits, Task, get_task
 from s2s_zoo.training.fit import (
     TrainConfig,
@@ -213,12 +213,18 @@ def checkpoint_export_and_check(
     return {"export_path": export_path, "checkpoint_dir": checkpoint_dir}
 
 
-def decode_with(signature, input_name: str, inputs: Sequence[str | bytes], batch_size: int = 32):
-    """Run an exported signature over inputs in batches; return the best strings."""
+def decode_with(
+    signature, input_name: str | Sequence[str], inputs: Sequence[Any], batch_size: int = 32
+):
+    """Run an exported signature over inputs in batches; return the best strings.
+
+    `inputs` are what `Task.serving_input` returns: values for a single-input model,
+    dicts of input name -> value for several inputs (padded per batch, see `batch_inputs`).
+    """
     outputs: list[str] = []
     for i in range(0, len(inputs), batch_size):
-        batch = tf.constant(list(inputs[i : i + batch_size]), tf.string)
-        result = signature(**{input_name: batch})
+        batch = batch_inputs(inputs[i : i + batch_size], input_name)
+        result = signature(**{k: tf.constant(v, tf.string) for k, v in batch.items()})
         outputs += [o.decode("utf-8") for o in result["outputs"].numpy()]
     return outputs
 
@@ -232,7 +238,7 @@ def evaluate_export(
     scored against all their references.
     """
     loaded = tf.saved_model.load(str(export_path))
-    input_name = next(iter(loaded.signatures["greedy"].structured_input_signature[1]))
+    input_names = sorted(loaded.signatures["greedy"].structured_input_signature[1])
     references: dict[str, list[str]] = {}
     for source, target in examples:
         references.setdefault(source, []).append(target)
@@ -242,9 +248,9 @@ def evaluate_export(
     metrics: dict[str, float] = {}
     for mode in ("greedy", "beam"):
         start = time.perf_counter()
-        hyps = decode_with(loaded.signatures[mode], input_name, inputs)
+        hyps = decode_with(loaded.signatures[mode], input_names, inputs)
         seconds = time.perf_counter() - start
-        scores = task.score(hyps, refs)
+        scores = task.score_sources(sources, hyps, refs)
         metrics.update({f"{mode}_{k}": v for k, v in scores.items()})
         shown = ", ".join(_format_metric(k, v) for k, v in scores.items())
         rate = len(sources) / max(seconds, 1e-9)
@@ -258,7 +264,7 @@ def evaluate_export(
 
 
 def _format_metric(name: str, value: float) -> str:
-    if name in ("exact_match", "wer", "cer"):
+    if name in ("exact_match", "wer", "cer") or name.endswith(("accuracy", "f1")):
         return f"{name.replace('_', ' ')} {value:.2%}"
     return f"{name} {value:.1f}"
 
@@ -270,6 +276,7 @@ def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = ""
     """Train, checkpoint, export, serving-check and evaluate; returns paths and metrics."""
     task = get_task(recipe.task, recipe.options)
     args = argument_parser(recipe, task, description).parse_args(argv)
+    args.source_features = source_features(recipe.model)  # lets a task pick its front end
     keras.utils.set_random_seed(args.seed)
     set_precision(args.mixed_precision)
     splits = load_splits(task, args)
@@ -289,6 +296,9 @@ def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = ""
     result["history"] = history.history
     eval_examples = splits.get("test") or splits["valid"]
     result["metrics"] = evaluate_export(result["export_path"], task, eval_examples)
+    for name in sorted(set(splits) - {"train", "valid", "test"}):  # extra held-out sets
+        print(f"-- held-out set {name!r}")
+        result[f"metrics_{name}"] = evaluate_export(result["export_path"], task, splits[name])
     return result
 
 
