@@ -38,6 +38,9 @@ class EncoderOutput:
     memory: Any  # [batch, time, memory_dim]
     mask: Any  # [batch, time] bool: False at padding positions
     summary: list | None = None  # vectors [batch, d] that sum up the source, or None
+    # named tensors for decoders that know this encoder (e.g. the source token ids and
+    # per-token vectors a copying decoder points at); decoders that need none ignore them
+    extras: dict[str, Any] | None = None
 
 
 class Encoder:

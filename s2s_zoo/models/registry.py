@@ -38,6 +38,10 @@ class CatalogEntry:
 _RNN_TRAIN = {"epochs": 10, "batch_size": 64, "learning_rate": 3e-3, "patience": 2}
 _TRANSFORMER_TRAIN = {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3, "patience": 2}
 
+_DIALOGUE_TRAIN = {"epochs": 30, "batch_size": 32, "learning_rate": 2e-3, "patience": 3}
+# Responses are short whatever the conversation's length: a fixed output budget.
+_DIALOGUE_DECODING = {"max_length_ratio": 0.0, "max_length_offset": 64, "max_length_cap": 64}
+
 CATALOG: dict[str, CatalogEntry] = {
     "rnn_plain": CatalogEntry(
         "rnn", "rnn",
@@ -95,6 +99,21 @@ CATALOG: dict[str, CatalogEntry] = {
         {"cell": "lstm", "encoder_layers": 2, "bidirectional": True, "attention": "bahdanau"},
         {"epochs": 20, "batch_size": 32, "learning_rate": 2e-3, "patience": 3},
         about="Listen, Attend and Spell style: 4x conv subsampling, BiLSTM, attention",
+    ),
+    "memn2n_dialog": CatalogEntry(
+        "memory_network", "rnn",
+        {"embedding_dim": 64, "hops": 3, "cell": "gru", "attention": "bahdanau",
+         "decoder_units": 128, "attention_units": 64},
+        _DIALOGUE_TRAIN, _DIALOGUE_DECODING,
+        about="Bordes et al. 2017: end-to-end memory network (3 hops) + GRU decoder attending "
+        "over the slots; generates, never copies",
+    ),
+    "mem2seq_dialog": CatalogEntry(
+        "memory_network", "mem2seq",
+        {"embedding_dim": 64, "hops": 3, "decoder_units": 128, "attention_units": 64},
+        _DIALOGUE_TRAIN, _DIALOGUE_DECODING,
+        about="Madotto et al. 2018: memory network + GRU decoder that copies memory words "
+        "(pointer with a generate/copy gate and run features for multi-piece entities)",
     ),
 }  # fmt: skip
 

@@ -1,6 +1,14 @@
 """Decoders, registered by name on import: the decoder-step interface over a memory."""
 
+from s2s_zoo.models.decoders.mem2seq import Mem2SeqDecoder, Mem2SeqDecoderConfig
 from s2s_zoo.models.decoders.rnn import RNNDecoder, RNNDecoderConfig
 from s2s_zoo.models.decoders.transformer import TransformerDecoder, TransformerDecoderConfig
 
-__all__ = ["RNNDecoder", "RNNDecoderConfig", "TransformerDecoder", "TransformerDecoderConfig"]
+__all__ = [
+    "Mem2SeqDecoder",
+    "Mem2SeqDecoderConfig",
+    "RNNDecoder",
+    "RNNDecoderConfig",
+    "TransformerDecoder",
+    "TransformerDecoderConfig",
+]
