@@ -46,9 +46,12 @@ def test_babi_reader_keeps_dialog_ids_sub_task_and_facts(tmp_path):
     assert [s.turn for s in sources] == [0, 1, 2, 0]
     assert {s.task for s in sources} == {4}
     assert sources[2].context == (
-        "hi", "hello what can i help you with today", "book resto_a",
-        "great let me do the reservation", "phone please",
-    )  # fmt: skip
+        "hi",
+        "hello what can i help you with today",
+        "book resto_a",
+        "great let me do the reservation",
+        "phone please",
+    )
     assert sources[2].kb == ("resto_a R_phone resto_a_phone",)
     assert sources[1].kb == ()
     assert examples[2][1] == "here it is resto_a_phone"
@@ -66,8 +69,12 @@ def test_jsonl_reader_groups_consecutive_turns_into_dialogs(tmp_path):
     path = tmp_path / "mine.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     sources = [s for s, _ in read_dialogue_examples(path)]
-    assert [s.dialog for s in sources] == ["mine.jsonl#1", "mine.jsonl#1", "mine.jsonl#2",
-                                           "mine.jsonl#3"]  # fmt: skip
+    assert [s.dialog for s in sources] == [
+        "mine.jsonl#1",
+        "mine.jsonl#1",
+        "mine.jsonl#2",
+        "mine.jsonl#3",
+    ]
     assert [s.turn for s in sources] == [0, 1, 0, 0]
     assert sources[0].task is None
 
@@ -84,9 +91,15 @@ def test_task_read_collects_entities_from_facts_and_sibling_kb_files(tmp_path):
 
 def test_default_splits_are_the_generated_task_with_an_oov_test(tmp_path):
     task = get_task("dialogue", {"num_dev": 2, "num_test": 3})
-    args = argparse.Namespace(data_dir=str(tmp_path), seed=0, tasks="5", num_dialogs=4,
-                              context_field="context", kb_field="kb",
-                              response_field="response")  # fmt: skip
+    args = argparse.Namespace(
+        data_dir=str(tmp_path),
+        seed=0,
+        tasks="5",
+        num_dialogs=4,
+        context_field="context",
+        kb_field="kb",
+        response_field="response",
+    )
     splits = task.default_splits(args)
     assert sorted(splits) == ["test", "test-OOV", "train", "valid"]
     dialogs = {split: len({s.dialog for s, _ in ex}) for split, ex in splits.items()}
@@ -141,8 +154,13 @@ def test_flattened_conversation_order():
 
 @pytest.fixture(scope="module")
 def proto():
-    texts = ["hi there", "hello what can i help you with today", "resto_a R_phone resto_a_phone",
-             "here it is resto_a_phone", "$u $s $kb"] * 3  # fmt: skip
+    texts = [
+        "hi there",
+        "hello what can i help you with today",
+        "resto_a R_phone resto_a_phone",
+        "here it is resto_a_phone",
+        "$u $s $kb",
+    ] * 3
     return train_sentencepiece(texts, 60)
 
 
@@ -158,9 +176,11 @@ def test_flat_preprocessor_truncates_from_the_left(proto):
 
 def test_dialogue_preprocessor_slots_for_unusual_requests(proto):
     pre = DialoguePreprocessor(proto, max_turns=5, max_facts=4, max_turn_length=3)
-    requests = [{"context": [], "kb": []}, {"context": ["hi there"], "kb": []},
-                {"context": ["hi there", "hello", "here it is"],
-                 "kb": ["resto_a R_phone resto_a_phone"]}]  # fmt: skip
+    requests = [
+        {"context": [], "kb": []},
+        {"context": ["hi there"], "kb": []},
+        {"context": ["hi there", "hello", "here it is"], "kb": ["resto_a R_phone resto_a_phone"]},
+    ]
     batch = batch_inputs(requests, ["context", "kb"])
     (memory, speakers, query), lengths, errors = pre.encode_source(
         tf.constant(batch["context"]), tf.constant(batch["kb"])

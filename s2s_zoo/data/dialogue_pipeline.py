@@ -25,8 +25,9 @@ def _dense(x):
 def _ragged_strings(rows: Sequence[Sequence[str]]) -> tf.RaggedTensor:
     values = [item for row in rows for item in row]
     lengths = [len(row) for row in rows]
-    return tf.RaggedTensor.from_row_lengths(tf.constant(values, tf.string, shape=[len(values)]),
-                                            tf.constant(lengths, tf.int64))  # fmt: skip
+    return tf.RaggedTensor.from_row_lengths(
+        tf.constant(values, tf.string, shape=[len(values)]), tf.constant(lengths, tf.int64)
+    )
 
 
 def make_dialogue_dataset(

@@ -16,6 +16,10 @@ a deterministic function of the emitted tokens, updated each step (a per-hypothe
 computed by a scan over the target. A learned bias per run length is added to the
 pointer's logits, and the gate sees the attended run length, so "continue the entity"
 is easy to learn and does not depend on the entity's pieces having been trained.
+
+Training adds Mem2Seq's copy supervision (`copy_loss`) to the mixture likelihood: a
+target token found in memory must be pointed at and copied, so the model learns to copy
+entities rather than generate the ones it happens to know.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Mem2SeqDecoderConfig:
     attention_units: int = 64
     max_run: int = 16  # run lengths above this share one bias
     dropout: float = 0.0
+    copy_supervision: float = 1.0  # weight of Mem2Seq's pointer + gate loss (0: off)
 
     def __post_init__(self) -> None:
         if self.max_run < 1 or self.decoder_units < 1 or self.attention_units < 1:
@@ -95,6 +100,33 @@ class RunFeatures(layers.Layer):
         return keras.KerasTensor((tokens.shape[0], tokens.shape[1], word_ids.shape[1]), "int32")
 
 
+def copy_loss(pointer, gate, word_ids, word_mask, targets) -> tf.Tensor:
+    """Mem2Seq's copy supervision: when the next target token is in memory, point at it
+    and close the gate (copy); otherwise open the gate (generate).
+
+    The mixture likelihood alone lets a model generate every entity it saw in training,
+    and then it never learns to copy the ones it did not; Madotto et al. train the
+    pointer on the memory position of every target word found in memory. Here the pointer
+    term is -log of the attention on all positions holding the token (any occurrence
+    copies the same id) and the gate term a logistic loss; averaged over target tokens.
+    `targets` [B, T] are the output tokens (0: padding, ignored).
+    """
+    targets = tf.cast(targets, tf.int32)
+    valid = targets != 0
+    hit = tf.logical_and(
+        tf.equal(tf.cast(word_ids, tf.int32)[:, None, :], targets[..., None]),
+        word_mask[:, None, :],
+    )  # [B, T, P]
+    copyable = tf.logical_and(tf.reduce_any(hit, axis=-1), valid)
+    mass = tf.reduce_sum(tf.where(hit, tf.cast(pointer, tf.float32), 0.0), axis=-1)
+    pointer_nll = -tf.math.log(tf.maximum(mass, 1e-9))
+    gate = tf.cast(gate[..., 0], tf.float32)  # the generate logit
+    gate_nll = tf.where(copyable, tf.nn.softplus(gate), tf.nn.softplus(-gate))
+    total = tf.reduce_sum(tf.where(copyable, pointer_nll, 0.0))
+    total += tf.reduce_sum(tf.where(valid, gate_nll, 0.0))
+    return total / tf.maximum(tf.reduce_sum(tf.cast(valid, tf.float32)), 1.0)
+
+
 def _masked_softmax(logits: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     """Softmax over the last axis where `mask`, exactly 0 elsewhere (all 0 if none)."""
     logits = tf.where(mask, logits, _NEG)
@@ -110,10 +142,20 @@ class Mem2SeqHead(layers.Layer):
     pointer keys [B, P, A], ids and mask.
     """
 
-    def __init__(self, vocab_size: int, units: int, attention_units: int, max_run: int,
-                 memory_dim: int, embedding_dim: int, dropout: float = 0.0,
-                 **kwargs: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        vocab_size: int,
+        units: int,
+        attention_units: int,
+        max_run: int,
+        memory_dim: int,
+        embedding_dim: int,
+        dropout: float = 0.0,
+        copy_supervision: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
+        self.copy_supervision = copy_supervision
         self.vocab_size, self.units = vocab_size, units
         self.memory_dim, self.embedding_dim = memory_dim, embedding_dim
         self.attention_units, self.max_run = attention_units, max_run
@@ -121,8 +163,9 @@ class Mem2SeqHead(layers.Layer):
         self.slot_key = layers.Dense(attention_units, use_bias=False, name="slot_key")
         self.word_query = layers.Dense(attention_units, use_bias=False, name="word_query")
         init = keras.initializers.Constant([[float(min(k, 4))] for k in range(max_run + 1)])
-        self.run_bias = layers.Embedding(max_run + 1, 1, embeddings_initializer=init,
-                                         name="run_bias")  # fmt: skip
+        self.run_bias = layers.Embedding(
+            max_run + 1, 1, embeddings_initializer=init, name="run_bias"
+        )
         self.combine = layers.Dense(units, activation="tanh", name="combine")
         self.vocab = layers.Dense(vocab_size, dtype="float32", name="vocab_logits")
         self.gate = layers.Dense(1, dtype="float32", name="copy_gate")
@@ -145,8 +188,21 @@ class Mem2SeqHead(layers.Layer):
             self.build()
         return self.slot_key(slots)
 
-    def call(self, h, embedded, runs, slots, slot_keys, slot_mask, words, word_keys, word_ids,
-             word_mask, training=None):  # fmt: skip
+    def call(
+        self,
+        h,
+        embedded,
+        runs,
+        slots,
+        slot_keys,
+        slot_mask,
+        words,
+        word_keys,
+        word_ids,
+        word_mask,
+        targets=None,
+        training=None,
+    ):
         scale = 1.0 / float(self.attention_units) ** 0.5
         # one hop over the slots
         slot_logits = tf.einsum("bta,bma->btm", self.slot_query(h), slot_keys) * scale
@@ -167,6 +223,10 @@ class Mem2SeqHead(layers.Layer):
         best_run = tf.reduce_max(tf.where(word_mask[:, None, :], run_scale, 0.0), -1, True)
         gate = self.gate(tf.concat([features, embedded, attended_run, best_run], axis=-1))
         log_probs = self.copy(logits, pointer, gate, word_ids)
+        if training and targets is not None and self.copy_supervision:
+            self.add_loss(
+                self.copy_supervision * copy_loss(pointer, gate, word_ids, word_mask, targets)
+            )
         return log_probs, pointer
 
     def compute_output_spec(self, h, embedded, runs, *args, **kwargs):
@@ -189,13 +249,22 @@ class Mem2SeqDecoder(Decoder):
         c = config
         self.embedding = layers.Embedding(c.vocab_size, c.embedding_dim, name="target_embedding")
         self.bridge = layers.Dense(c.decoder_units, activation="tanh", name="bridge")
-        self.gru = layers.GRU(c.decoder_units, return_sequences=True, return_state=True,
-                              name="decoder_gru")  # fmt: skip
+        self.gru = layers.GRU(
+            c.decoder_units, return_sequences=True, return_state=True, name="decoder_gru"
+        )
         self.word_key = layers.Dense(c.attention_units, use_bias=False, name="word_key")
         self.runs = RunFeatures(name="run_features")
-        self.head = Mem2SeqHead(c.vocab_size, c.decoder_units, c.attention_units, c.max_run,
-                                memory_dim, c.embedding_dim, c.dropout,
-                                name="mem2seq_head")  # fmt: skip
+        self.head = Mem2SeqHead(
+            c.vocab_size,
+            c.decoder_units,
+            c.attention_units,
+            c.max_run,
+            memory_dim,
+            c.embedding_dim,
+            c.dropout,
+            c.copy_supervision,
+            name="mem2seq_head",
+        )
         self.input_dropout = layers.Dropout(c.dropout, name="target_dropout")
 
     @property
@@ -207,7 +276,7 @@ class Mem2SeqDecoder(Decoder):
         missing = {"word_ids", "words", "word_mask", "word_follows"} - set(extras)
         if missing:
             raise ValueError(
-                f"the mem2seq decoder copies memory words; this encoder provides no {sorted(missing)}"
+                f"the mem2seq decoder copies memory words; the encoder gives no {sorted(missing)}"
                 " (use the memory_network encoder)"
             )
         return extras
@@ -218,23 +287,48 @@ class Mem2SeqDecoder(Decoder):
         h0 = self.bridge(encoded.summary[0])
         h, _ = self.gru(self.input_dropout(embedded), initial_state=h0)
         runs = self.runs(target_ids, x["word_ids"], x["word_mask"], x["word_follows"])
+        # the output tokens, for the copy supervision (the final EOS is never copied: 0)
+        targets = keras.ops.pad(target_ids[:, 1:], [[0, 0], [0, 1]])
         log_probs, _ = self.head(
-            h, embedded, runs, encoded.memory, self.head.slot_keys(encoded.memory), encoded.mask,
-            x["words"], self.word_key(x["words"]), x["word_ids"], x["word_mask"],
-        )  # fmt: skip
+            h,
+            embedded,
+            runs,
+            encoded.memory,
+            self.head.slot_keys(encoded.memory),
+            encoded.mask,
+            x["words"],
+            self.word_key(x["words"]),
+            x["word_ids"],
+            x["word_mask"],
+            targets,
+        )
         return log_probs
 
     def encoder_tensors(self, encoded: EncoderOutput) -> list:
         x = self._extras(encoded)
         return [
-            encoded.memory, self.head.slot_keys(encoded.memory), encoded.mask,
-            x["words"], self.word_key(x["words"]), x["word_ids"], x["word_mask"],
-            x["word_follows"], self.bridge(encoded.summary[0]),
-        ]  # fmt: skip
+            encoded.memory,
+            self.head.slot_keys(encoded.memory),
+            encoded.mask,
+            x["words"],
+            self.word_key(x["words"]),
+            x["word_ids"],
+            x["word_mask"],
+            x["word_follows"],
+            self.bridge(encoded.summary[0]),
+        ]
 
     def start(self, tensors, max_length=None) -> tuple[TensorDict, TensorDict]:
-        names = ("slots", "slot_keys", "slot_mask", "words", "word_keys", "word_ids",
-                 "word_mask", "word_follows")  # fmt: skip
+        names = (
+            "slots",
+            "slot_keys",
+            "slot_mask",
+            "words",
+            "word_keys",
+            "word_ids",
+            "word_mask",
+            "word_follows",
+        )
         *values, h0 = [tf.identity(t) for t in tensors]
         memory = dict(zip(names, values, strict=True))
         state = {
@@ -248,15 +342,26 @@ class Mem2SeqDecoder(Decoder):
         embedded = self.embedding(token_ids[:, None])
         h, h_last = self.gru(embedded, initial_state=state["h"], training=False)
         runs = update_runs(
-            state["runs"], token_ids, memory["word_ids"], memory["word_mask"],
+            state["runs"],
+            token_ids,
+            memory["word_ids"],
+            memory["word_mask"],
             memory["word_follows"],
-        )  # fmt: skip
+        )
         features = continuation_runs(runs, memory["word_follows"])[:, None, :]
         log_probs, pointer = self.head(
-            h, embedded, features, memory["slots"], memory["slot_keys"], memory["slot_mask"],
-            memory["words"], memory["word_keys"], memory["word_ids"], memory["word_mask"],
+            h,
+            embedded,
+            features,
+            memory["slots"],
+            memory["slot_keys"],
+            memory["slot_mask"],
+            memory["words"],
+            memory["word_keys"],
+            memory["word_ids"],
+            memory["word_mask"],
             training=False,
-        )  # fmt: skip
+        )
         new_state = {
             "h": h_last,
             "runs": runs,

@@ -71,8 +71,12 @@ class SlotWords(keras.layers.Layer):
         self.slot_projection = keras.layers.Dense(dim, use_bias=False, name="word_slot")
 
     def build(self, *args: Any, **kwargs: Any) -> None:
-        for layer in (self.word_embedding, self.previous_embedding, self.position_embedding,
-                      self.speaker_embedding):  # fmt: skip
+        for layer in (
+            self.word_embedding,
+            self.previous_embedding,
+            self.position_embedding,
+            self.speaker_embedding,
+        ):
             layer.build((None,))
         self.slot_projection.build((None, self.dim))
         self.built = True

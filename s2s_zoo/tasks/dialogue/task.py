@@ -93,8 +93,9 @@ def read_dialogue_examples(path: str | Path, **fields: str | None) -> list[Examp
     for i, ex in enumerate(examples):
         if i == 0 or not _continues(examples[i - 1], ex):
             dialog, turn = dialog + 1, 0
-        out.append((DialogueSource(f"{path.name}#{dialog}", turn, task, ex.context, ex.kb),
-                    ex.response))  # fmt: skip
+        out.append(
+            (DialogueSource(f"{path.name}#{dialog}", turn, task, ex.context, ex.kb), ex.response)
+        )
         turn += 1
     return out
 
@@ -170,9 +171,13 @@ class DialogueTask(Task):
             f"training KB (test) and an unseen one (test-OOV)."
         )
         files = make_restaurant_task(
-            args.data_dir, seed=args.seed, tasks=tasks, num_train=args.num_dialogs,
-            num_dev=o["num_dev"], num_test=o["num_test"],
-        )  # fmt: skip
+            args.data_dir,
+            seed=args.seed,
+            tasks=tasks,
+            num_train=args.num_dialogs,
+            num_dev=o["num_dev"],
+            num_test=o["num_test"],
+        )
         names = {"train": "trn", "valid": "dev", "test": "tst", "test-OOV": "tst-OOV"}
         return {
             split: [ex for t in tasks for ex in self.read(str(files[f"task{t}-{name}"]), args)]
@@ -188,16 +193,23 @@ class DialogueTask(Task):
         if features == "dialogue":
             proto = train_sentencepiece(texts, args.vocab_size)
             return DialoguePreprocessor(
-                proto, o["max_turns"], o["max_facts"], o["max_turn_length"],
-                o["max_target_length"],
-            )  # fmt: skip
-        if features == "token_ids":
-            proto = train_sentencepiece([*texts, f"{USER_MARK} {BOT_MARK} {KB_MARK}"],
-                                        args.vocab_size)  # fmt: skip
-            return FlatDialoguePreprocessor(
-                proto, o["max_source_length"], o["max_target_length"], o["max_turns"],
+                proto,
+                o["max_turns"],
                 o["max_facts"],
-            )  # fmt: skip
+                o["max_turn_length"],
+                o["max_target_length"],
+            )
+        if features == "token_ids":
+            proto = train_sentencepiece(
+                [*texts, f"{USER_MARK} {BOT_MARK} {KB_MARK}"], args.vocab_size
+            )
+            return FlatDialoguePreprocessor(
+                proto,
+                o["max_source_length"],
+                o["max_target_length"],
+                o["max_turns"],
+                o["max_facts"],
+            )
         raise SystemExit(
             f"the dialogue task serves memory-network models ('dialogue' features) and text "
             f"encoders ('token_ids', on the flattened conversation), not {features!r} models"
@@ -238,8 +250,10 @@ class DialogueTask(Task):
             for task in tasks:
                 keep = [i for i, s in enumerate(sources) if s.task == task]
                 part = dialogue_scores(
-                    [hypotheses[i] for i in keep], [refs[i] for i in keep],
-                    [dialogs[i] for i in keep], entities,
-                )  # fmt: skip
+                    [hypotheses[i] for i in keep],
+                    [refs[i] for i in keep],
+                    [dialogs[i] for i in keep],
+                    entities,
+                )
                 scores.update({f"task{task}_{k}": v for k, v in part.items()})
         return scores
