@@ -26,8 +26,23 @@ def _load(model_dir: str):
     return tf.saved_model.load(str(path))
 
 
-def _input_name(loaded) -> str:
-    return next(iter(loaded.signatures["greedy"].structured_input_signature[1]))
+def _input_names(loaded) -> list[str]:
+    return sorted(loaded.signatures["greedy"].structured_input_signature[1])
+
+
+def _json_request(line: str, names: list[str], number: int) -> dict:
+    """One JSONL request line of a multi-input model, e.g. {"context": [...], "kb": [...]}."""
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise SystemExit(f"input line {number}: invalid JSON ({error.msg})") from None
+    if not isinstance(item, dict) or set(item) - set(names):
+        raise SystemExit(f"input line {number}: expected a JSON object with keys {names}")
+    for name in names:
+        value = item.setdefault(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise SystemExit(f"input line {number}: {name!r} must be a list of strings")
+    return item
 
 
 def _batches(lines: Iterator[str], size: int) -> Iterator[list[str]]:
@@ -44,24 +59,35 @@ def _batches(lines: Iterator[str], size: int) -> Iterator[list[str]]:
 def cmd_predict(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
+    from s2s_zoo.export.conformance import batch_inputs
+
     loaded = _load(args.model)
     use_nbest = args.beam_size is not None or args.n_best is not None or args.max_length
     if use_nbest and args.mode == "greedy":
         raise SystemExit(
             "--beam-size/--n-best/--max-length apply to beam search, not --mode greedy"
         )
-    # text models take "inputs"; captioning "images" and speech "audio", given as file paths
-    input_name = _input_name(loaded)
+    # text models take "inputs"; captioning "images" and speech "audio", given as file paths;
+    # models with several inputs (dialogue: "context", "kb") one JSON object per line
+    input_names = _input_names(loaded)
     source = open(args.input, encoding="utf-8") if args.input else sys.stdin
     sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     beam_size = args.beam_size or max(args.n_best or 1, 4)
     n_best = args.n_best or 1
     try:
+        done = 0
         for batch in _batches(source, args.batch_size):
             names = list(batch)
-            if input_name != "inputs":
-                batch = [_read_file(line) for line in batch]
-            inputs = {input_name: tf.constant(batch, tf.string)}
+            if len(input_names) > 1:
+                items = [_json_request(x, input_names, done + i + 1) for i, x in enumerate(batch)]
+                padded = batch_inputs(items, input_names)
+                inputs = {k: tf.constant(v, tf.string) for k, v in padded.items()}
+                names = [f"line {done + i + 1}" for i in range(len(batch))]
+            else:
+                if input_names != ["inputs"]:
+                    batch = [_read_file(line) for line in batch]
+                inputs = {input_names[0]: tf.constant(batch, tf.string)}
+            done += len(batch)
             if use_nbest:
                 out = loaded.signatures["nbest"](
                     **inputs,
@@ -121,12 +147,18 @@ def cmd_check(args: argparse.Namespace) -> int:
     from s2s_zoo.bundle import load_bundle
     from s2s_zoo.export.conformance import check_serving
 
-    input_name = _input_name(_load(args.model))
-    samples: list[str | bytes] = list(args.text or ["", "hello world"])
-    if input_name != "inputs":  # media models: samples are files, sent as bytes
+    input_names = _input_names(_load(args.model))
+    samples: list = list(args.text or ["", "hello world"])
+    if len(input_names) > 1:  # e.g. dialogue: --text '{"context": [...], "kb": [...]}'
+        samples = (
+            [_json_request(s, input_names, i + 1) for i, s in enumerate(args.text)]
+            if args.text
+            else _default_samples(input_names)
+        )
+    elif input_names != ["inputs"]:  # media models: samples are files, sent as bytes
         samples = [_read_file(s) if Path(s).is_file() else s.encode("utf-8") for s in samples]
     inference = None if args.no_compare else load_bundle(args.model)
-    report = check_serving(args.model, inference, texts=samples, input_name=input_name)
+    report = check_serving(args.model, inference, texts=samples, input_name=input_names)
     print(f"signatures: {report.signatures}")
     if report.ok:
         what = "loaded and ran" if inference is None else "match the in-process model"
@@ -134,6 +166,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 0
     print("FAILED:\n" + "\n".join(report.mismatches))
     return 1
+
+
+def _default_samples(input_names: list[str]) -> list[dict]:
+    """Requests for a multi-input model: everything empty, and one short item per input."""
+    return [{n: [] for n in input_names}, {n: ["hello world"] for n in input_names}]
 
 
 def cmd_align(args: argparse.Namespace) -> int:
@@ -214,7 +251,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     )
     print(f"Exported SavedModel: {path}")
     if not args.no_serving_check:
-        report = check_serving(path, inference, texts=["", "hello world"])
+        names = inference.input_names
+        samples = ["", "hello world"] if len(names) == 1 else _default_samples(names)
+        report = check_serving(path, inference, texts=samples)
         if not report.ok:
             print("Serving check FAILED:\n" + "\n".join(report.mismatches))
             return 1
@@ -234,7 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--input",
         help="one source per line (default: stdin): text, or an image/WAV file path for "
-        "captioning and speech models",
+        'captioning and speech models, or a JSON object for dialogue models ({"context": '
+        '[turns], "kb": [facts]})',
     )
     p.add_argument("--output", help="write here instead of stdout")
     p.add_argument("--mode", choices=["beam", "greedy"], default="beam")

@@ -73,10 +73,13 @@ class DecodingConfig:
 class Seq2SeqInference(tf.Module):
     """Decoding endpoints over one preprocessor and one model.
 
-    The inputs are string tensors named by the preprocessor: `inputs` (text),
-    `images` (JPEG/PNG bytes) or `audio` (WAV bytes). Image and audio endpoints also
-    return `errors`: "" for a good item, else why it could not be read; such items
-    get an empty output and score 0 while the rest of the batch decodes normally.
+    The inputs are string tensors named by the preprocessor's `input_specs()`:
+    `inputs` (text), `images` (JPEG/PNG bytes), `audio` (WAV bytes), or several, e.g.
+    `context` [batch, turns] and `kb` [batch, facts] for dialogue; every signature
+    takes them in that order and hands them all to `preprocessor.encode_source`.
+    Image and audio endpoints also return `errors`: "" for a good item, else why it
+    could not be read; such items get an empty output and score 0 while the rest of
+    the batch decodes normally.
     """
 
     def __init__(
@@ -142,7 +145,16 @@ class Seq2SeqInference(tf.Module):
 
     @property
     def input_name(self) -> str:
-        return self.preprocessor.input_name
+        """The one serving input of single-input models (see `input_names`)."""
+        names = self.input_names
+        if len(names) != 1:
+            raise ValueError(f"this model takes several inputs: {names}")
+        return names[0]
+
+    @property
+    def input_names(self) -> list[str]:
+        """The serving inputs, in signature order (`preprocessor.input_specs()`)."""
+        return [spec.name for spec in self.preprocessor.input_specs()]
 
     @property
     def has_alignment(self) -> bool:
@@ -170,14 +182,14 @@ class Seq2SeqInference(tf.Module):
             limits = tf.where(errors == "", limits, 0)
         return limits
 
-    def output_limits(self, inputs: tf.Tensor) -> tf.Tensor:
+    def output_limits(self, *inputs: tf.Tensor) -> tf.Tensor:
         """[batch] most tokens (EOS included) each input may decode to (see DecodingConfig)."""
-        source, _, errors = self.preprocessor.encode_source(inputs)
+        source, _, errors = self.preprocessor.encode_source(*inputs)
         _, memory_lengths = self.model.run_encoder(source)
         return self._limits(memory_lengths, errors)
 
-    def _encode(self, inputs: tf.Tensor, max_length: tf.Tensor | None = None):
-        source, _, errors = self.preprocessor.encode_source(inputs)
+    def _encode(self, inputs: tuple[tf.Tensor, ...], max_length: tf.Tensor | None = None):
+        source, _, errors = self.preprocessor.encode_source(*inputs)
         tensors, memory_lengths = self.model.run_encoder(source)
         limits = self._limits(memory_lengths, errors, max_length)
         memory, state = self.model.start(tensors, decode_steps(limits))
@@ -222,7 +234,7 @@ class Seq2SeqInference(tf.Module):
             "output_tokens": self.preprocessor.target_pieces(ids, content_lengths),
         }
 
-    def _greedy(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _greedy(self, *inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         memory, state, limits, errors = self._encode(inputs)
         result = greedy_search(
             self.model.step, state, memory, limits, BOS_ID, EOS_ID, PAD_ID, **self._controls()
@@ -256,13 +268,13 @@ class Seq2SeqInference(tf.Module):
         outputs["nbest_scores"] = result.scores
         return self._with_errors(outputs, errors)
 
-    def _alignment(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _alignment(self, *inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         """Best beam hypothesis with its attention over source pieces, for heatmaps."""
         d = self.decoding
         result = self._run_beam(inputs, d.beam_size, 1, record=("attention",))
         ids, lengths = result.ids[:, 0], result.content_lengths[:, 0]
         outputs = self._best_outputs(ids, result.scores[:, 0], lengths)
-        source_ids = self.preprocessor.source_ids(inputs)
+        source_ids = self.preprocessor.source_ids(*inputs)
         source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
         attention = result.records["attention"][:, 0]  # [batch, target, memory]
         # columns in the order of `source_tokens` (e.g. un-reversed for reverse_source)
@@ -270,17 +282,13 @@ class Seq2SeqInference(tf.Module):
         outputs["source_tokens"] = self.preprocessor.source_pieces(source_ids, source_lengths)
         return outputs
 
-    def _beam(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+    def _beam(self, *inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         d = self.decoding
         return self._run_beam(inputs, d.beam_size, d.num_hypotheses)
 
-    def _nbest(
-        self,
-        inputs: tf.Tensor,
-        beam_size: tf.Tensor,
-        num_hypotheses: tf.Tensor,
-        max_length: tf.Tensor,
-    ) -> dict[str, tf.Tensor]:
+    def _nbest(self, *args: tf.Tensor) -> dict[str, tf.Tensor]:
+        """(*inputs, beam_size, num_hypotheses, max_length): per-request beam search."""
+        *inputs, beam_size, num_hypotheses, max_length = args
         checks = [
             tf.debugging.assert_greater_equal(beam_size, 1, message="beam_size must be at least 1"),
             tf.debugging.assert_less_equal(

@@ -120,31 +120,71 @@ class ConformanceReport:
         return not self.mismatches
 
 
-def _wire(value: str | bytes) -> str | dict[str, str]:
-    """Text as is; bytes (images, WAV) as {"b64": ...}, TF Serving's REST convention."""
+Sample = str | bytes | Mapping[str, Any]  # one request item: a value, or input name -> value
+
+
+def _wire(value: Any) -> Any:
+    """Text as is; bytes (images, WAV) as {"b64": ...}, TF Serving's REST convention;
+    lists (rank-2 inputs such as dialogue turns) item by item."""
     if isinstance(value, bytes):
         return {"b64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, list | tuple):
+        return [_wire(v) for v in value]
     return value
 
 
-def _unwire(value: str | dict[str, str]) -> str | bytes:
+def _unwire(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_unwire(v) for v in value]
     return base64.b64decode(value["b64"]) if isinstance(value, dict) else value
 
 
+def batch_inputs(samples: Sequence[Sample], input_names: str | Sequence[str]) -> dict[str, list]:
+    """Request items -> {input name: batch}, the shape every signature takes.
+
+    An item is a plain value (str or bytes) for a single-input model, or a dict holding
+    every input name (e.g. {"context": [turns], "kb": [facts]}). List values become
+    rank-2 rows padded at the end with "" (b"" for bytes): the padding convention of
+    multi-input models, whose empty strings mean "nothing here".
+    """
+    names = [input_names] if isinstance(input_names, str) else list(input_names)
+    columns: dict[str, list] = {name: [] for name in names}
+    for i, sample in enumerate(samples):
+        if isinstance(sample, Mapping):
+            if set(sample) != set(names):
+                raise ValueError(f"request item {i} has inputs {sorted(sample)}, expected {names}")
+            for name in names:
+                columns[name].append(sample[name])
+        elif len(names) == 1:
+            columns[names[0]].append(sample)
+        else:
+            raise ValueError(f"request item {i}: this model takes inputs {names}; send a dict")
+    for name, column in columns.items():
+        if column and all(isinstance(v, list | tuple) for v in column):
+            # at least one column: JSON [[]] would reach TF as a float array, not strings
+            width = max(1, max(len(v) for v in column))
+            fill = b"" if any(isinstance(x, bytes) for v in column for x in v) else ""
+            columns[name] = [list(v) + [fill] * (width - len(v)) for v in column]
+        elif any(isinstance(v, list | tuple) for v in column):
+            raise ValueError(f"input {name!r}: mixes lists and single values across the batch")
+    return columns
+
+
 def default_calls(
-    samples: Sequence[str | bytes], input_name: str = "inputs"
+    samples: Sequence[Sample], input_names: str | Sequence[str] = "inputs"
 ) -> list[dict[str, Any]]:
-    """One call per exported signature, with the sample inputs (text, or image/WAV bytes)."""
-    batch = [_wire(s) for s in samples]
+    """One call per exported signature, with the sample inputs (text, image/WAV bytes, or
+    dicts of several inputs, see `batch_inputs`)."""
+    batch = {name: _wire(values) for name, values in batch_inputs(samples, input_names).items()}
     return [
-        {"signature": "serving_default", "inputs": {input_name: batch}},
-        {"signature": "beam", "inputs": {input_name: batch}},
-        {"signature": "greedy", "inputs": {input_name: batch}},
-        {"signature": "alignment", "inputs": {input_name: batch}},
-        {"signature": "preprocess", "inputs": {input_name: batch}},
+        {"signature": "serving_default", "inputs": dict(batch)},
+        {"signature": "beam", "inputs": dict(batch)},
+        {"signature": "greedy", "inputs": dict(batch)},
+        {"signature": "alignment", "inputs": dict(batch)},
+        {"signature": "preprocess", "inputs": dict(batch)},
         {
             "signature": "nbest",
-            "inputs": {input_name: batch, "beam_size": 3, "num_hypotheses": 2, "max_length": 0},
+            "inputs": {**batch, "beam_size": 3, "num_hypotheses": 2, "max_length": 0},
         },
     ]
 
@@ -153,14 +193,14 @@ def _in_process(inference, call: Mapping[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
     inputs = dict(call["inputs"])
-    texts = tf.constant([_unwire(v) for v in inputs.pop(inference.input_name)], tf.string)
+    tensors = [tf.constant(_unwire(inputs.pop(name)), tf.string) for name in inference.input_names]
     fn = inference.signatures[call["signature"]]
     extra = [
         tf.constant(inputs[k], tf.int32)
         for k in ("beam_size", "num_hypotheses", "max_length")
         if k in inputs
     ]
-    out = fn(texts, *extra)
+    out = fn(*tensors, *extra)
     return {k: _to_json(v.numpy()) for k, v in out.items()}
 
 
@@ -174,22 +214,29 @@ def _to_json(value: np.ndarray) -> list:
 def check_serving(
     export_dir: str | Path,
     inference=None,
-    texts: Sequence[str | bytes] = ("hello", ""),
+    texts: Sequence[Sample] = ("hello", ""),
     score_tolerance: float = 1e-4,
-    input_name: str | None = None,
-    batches: Sequence[Sequence[str | bytes]] | None = None,
+    input_name: str | Sequence[str] | None = None,
+    batches: Sequence[Sequence[Sample]] | None = None,
 ) -> ConformanceReport:
     """Load `export_dir` on the Session path, run every signature, compare with `inference`.
 
     `texts` are the sample inputs: strings for text models, encoded image or WAV
-    bytes for captioning and speech models. `batches` (instead of `texts`) checks
-    several requests in the same child process, e.g. good items and an all-bad
-    batch. With `inference=None` only loading and running are checked (plus output
-    shapes: one output row per input).
+    bytes for captioning and speech models, dicts of input name -> value for models
+    with several inputs (dialogue: {"context": [turns], "kb": [facts]}). `batches`
+    (instead of `texts`) checks several requests in the same child process, e.g. good
+    items and an all-bad batch. With `inference=None` only loading and running are
+    checked (plus output shapes: one output row per input).
     """
-    if input_name is None:
-        input_name = inference.input_name if inference is not None else "inputs"
     batches = [list(texts)] if batches is None else [list(b) for b in batches]
+    if input_name is None:
+        first = next((b[0] for b in batches if b), None)
+        if inference is not None:
+            input_name = inference.input_names
+        elif isinstance(first, Mapping):
+            input_name = sorted(first)
+        else:
+            input_name = "inputs"
     calls, sizes, labels = [], [], []
     for i, batch in enumerate(batches):
         batch_calls = default_calls(batch, input_name)

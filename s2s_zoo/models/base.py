@@ -42,6 +42,9 @@ class EncoderOutput:
     # token encoders: the [batch, time] int ids at each memory position (0 = padding), for
     # decoders that copy source tokens (pointer-generator); None for images and audio
     source_ids: Any = None
+    # named tensors for decoders that know this encoder (e.g. the source token ids and
+    # per-token vectors a copying decoder points at); decoders that need none ignore them
+    extras: dict[str, Any] | None = None
 
 
 class Encoder:

@@ -54,6 +54,10 @@ _SUMM_TRAIN = {"epochs": 20, "batch_size": 64, "learning_rate": 2e-3, "patience"
 _SUMM_DECODING = {"beam_size": 4, "length_penalty": 0.6, "num_hypotheses": 4,
                   "max_length_ratio": 0.0, "max_length_offset": 40}  # fmt: skip
 
+_DIALOGUE_TRAIN = {"epochs": 30, "batch_size": 32, "learning_rate": 2e-3, "patience": 3}
+# Responses are short whatever the conversation's length: a fixed output budget.
+_DIALOGUE_DECODING = {"max_length_ratio": 0.0, "max_length_offset": 64, "max_length_cap": 64}
+
 CATALOG: dict[str, CatalogEntry] = {
     "rnn_plain": CatalogEntry(
         "rnn", "rnn",
@@ -130,6 +134,21 @@ CATALOG: dict[str, CatalogEntry] = {
         "rnn", "pointer_generator", {**_SUMM, "coverage": True, "coverage_loss_weight": 1.0},
         _SUMM_TRAIN, _SUMM_DECODING,
         about="See et al. 2017 with coverage attention and coverage loss (weight 1.0)",
+    ),
+    "memn2n_dialog": CatalogEntry(
+        "memory_network", "rnn",
+        {"embedding_dim": 64, "hops": 3, "cell": "gru", "attention": "bahdanau",
+         "decoder_units": 128, "attention_units": 64},
+        _DIALOGUE_TRAIN, _DIALOGUE_DECODING,
+        about="Bordes et al. 2017: end-to-end memory network (3 hops) + GRU decoder attending "
+        "over the slots; generates, never copies",
+    ),
+    "mem2seq_dialog": CatalogEntry(
+        "memory_network", "mem2seq",
+        {"embedding_dim": 64, "hops": 3, "decoder_units": 128, "attention_units": 64},
+        _DIALOGUE_TRAIN, _DIALOGUE_DECODING,
+        about="Madotto et al. 2018: memory network + GRU decoder that copies memory words "
+        "(pointer with a generate/copy gate and run features for multi-piece entities)",
     ),
 }  # fmt: skip
 

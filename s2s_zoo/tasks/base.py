@@ -93,11 +93,12 @@ class Task:
 
     # -- serving and evaluation -------------------------------------------------------------
 
-    def serving_input(self, source: str) -> str | bytes:
-        """What a client sends to the export for one example's source."""
+    def serving_input(self, source: str) -> str | bytes | dict[str, Any]:
+        """What a client sends to the export for one example's source: the value of the
+        model's one input, or a dict of input name -> value for several inputs."""
         return source
 
-    def unusual_inputs(self) -> list[str | bytes]:
+    def unusual_inputs(self) -> list[Any]:
         """Odd requests the serving check adds to real samples (empty, unreadable, ...)."""
         return ["", "  "]
 
@@ -116,6 +117,12 @@ class Task:
     def output_stats(self, sources: Sequence[str], hypotheses: Sequence[str]) -> dict:
         """What the score does not show about outputs (e.g. copy rate, repetition)."""
         return {}
+
+    def score_sources(
+        self, sources: Sequence[Any], hypotheses: Sequence[str], references: Sequence[list[str]]
+    ) -> dict:
+        """`score`, for tasks whose metrics need the sources too (e.g. per-dialog accuracy)."""
+        return self.score(hypotheses, references)
 
 
 class FileSourceTask(Task):

@@ -24,10 +24,15 @@ import tensorflow as tf
 
 from s2s_zoo.bundle import load_bundle, save_bundle
 from s2s_zoo.data.readers import DataFormatError
-from s2s_zoo.export.conformance import check_serving
+from s2s_zoo.export.conformance import batch_inputs, check_serving
 from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
-from s2s_zoo.models.registry import build_from_catalog, entry, requires_joint_vocabulary
+from s2s_zoo.models.registry import (
+    build_from_catalog,
+    entry,
+    requires_joint_vocabulary,
+    source_features,
+)
 from s2s_zoo.tasks.base import Example, Splits, Task, get_task
 from s2s_zoo.training.distribute import STRATEGIES, is_chief, make_strategy
 from s2s_zoo.training.fit import TrainConfig, compile_model, fit, set_precision
@@ -278,12 +283,18 @@ def checkpoint_export_and_check(
     return {"export_path": export_path, "checkpoint_dir": checkpoint_dir}
 
 
-def decode_with(signature, input_name: str, inputs: Sequence[str | bytes], batch_size: int = 32):
-    """Run an exported signature over inputs in batches; return the best strings."""
+def decode_with(
+    signature, input_name: str | Sequence[str], inputs: Sequence[Any], batch_size: int = 32
+):
+    """Run an exported signature over inputs in batches; return the best strings.
+
+    `inputs` are what `Task.serving_input` returns: values for a single-input model,
+    dicts of input name -> value for several inputs (padded per batch, see `batch_inputs`).
+    """
     outputs: list[str] = []
     for i in range(0, len(inputs), batch_size):
-        batch = tf.constant(list(inputs[i : i + batch_size]), tf.string)
-        result = signature(**{input_name: batch})
+        batch = batch_inputs(inputs[i : i + batch_size], input_name)
+        result = signature(**{k: tf.constant(v, tf.string) for k, v in batch.items()})
         outputs += [o.decode("utf-8") for o in result["outputs"].numpy()]
     return outputs
 
@@ -297,7 +308,7 @@ def evaluate_export(
     scored against all their references.
     """
     loaded = tf.saved_model.load(str(export_path))
-    input_name = next(iter(loaded.signatures["greedy"].structured_input_signature[1]))
+    input_names = sorted(loaded.signatures["greedy"].structured_input_signature[1])
     references: dict[str, list[str]] = {}
     for source, target in examples:
         references.setdefault(source, []).append(target)
@@ -307,9 +318,12 @@ def evaluate_export(
     metrics: dict[str, float] = {}
     for mode in ("greedy", "beam"):
         start = time.perf_counter()
-        hyps = decode_with(loaded.signatures[mode], input_name, inputs)
+        hyps = decode_with(loaded.signatures[mode], input_names, inputs)
         seconds = time.perf_counter() - start
-        scores = {**task.score(hyps, refs), **task.output_stats(sources, hyps)}
+        scores = {
+            **task.score_sources(sources, hyps, refs),
+            **task.output_stats(sources, hyps),
+        }
         metrics.update({f"{mode}_{k}": v for k, v in scores.items()})
         shown = ", ".join(_format_metric(k, v) for k, v in scores.items())
         rate = len(sources) / max(seconds, 1e-9)
@@ -328,7 +342,7 @@ def evaluate_export(
 
 
 def _format_metric(name: str, value: float) -> str:
-    if name in ("exact_match", "wer", "cer"):
+    if name in ("exact_match", "wer", "cer") or name.endswith(("accuracy", "f1")):
         return f"{name.replace('_', ' ')} {value:.2%}"
     if name in ("copy_rate", "repeated_trigrams"):
         return f"{name.replace('_', ' ')} {value:.3f}"
@@ -354,6 +368,7 @@ def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = ""
     # first: a multi-worker strategy configures collectives before any TF op runs
     devices = args.devices.split(",") if args.devices else None
     strategy = make_strategy(args.strategy, devices)
+    args.source_features = source_features(recipe.model)  # lets a task pick its front end
     keras.utils.set_random_seed(args.seed)
     set_precision(args.mixed_precision)
     splits = load_splits(task, args)
@@ -390,6 +405,9 @@ def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = ""
     result["history"] = history.history
     eval_examples = splits.get("test") or splits["valid"]
     result["metrics"] = evaluate_export(result["export_path"], task, eval_examples)
+    for name in sorted(set(splits) - {"train", "valid", "test"}):  # extra held-out sets
+        print(f"-- held-out set {name!r}")
+        result[f"metrics_{name}"] = evaluate_export(result["export_path"], task, splits[name])
     return result
 
 

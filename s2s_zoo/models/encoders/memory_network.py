@@ -1,0 +1,180 @@
+"""Memory-network encoder for dialogue: conversation + KB facts -> memory slots and words.
+
+Wraps :class:`s2s_zoo.layers.memory.MemoryEncoder` (K hops, adjacent tying, time and
+speaker features; Sukhbaatar et al. 2015, Bordes et al. 2017). Its `EncoderOutput`:
+
+- ``memory`` / ``mask``: one vector per memory slot (earlier turns, then facts)
+  ``[B, M, D]``, what an attention decoder (the "rnn" decoder: memn2n_dialog) reads;
+- ``summary``: the final controller state u_K ``[B, D]`` (the query after K hops);
+- ``extras``: the *words* of the current turn and of every slot, flattened over slots
+  with padding removed, for a decoder that copies tokens (Mem2Seq, Madotto et al.
+  2018): ``word_ids`` ``[B, P]``, ``words`` ``[B, P, D]``, ``word_mask`` ``[B, P]`` and
+  ``word_follows`` ``[B, P]`` (True where the word continues the previous position's
+  slot). Each word's vector is its piece embedding + the previous piece's + its position in the
+  slot + its speaker + the slot's memory vector.
+
+Padding slots and padding pieces are dropped or zero, so padding a batch further changes
+no output (beyond float rounding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from s2s_zoo.layers.memory import HOP_UPDATES, SPEAKER_USER, MemoryEncoder
+from s2s_zoo.models.base import Encoder, EncoderOutput, register_encoder
+
+
+@dataclass
+class MemoryNetworkEncoderConfig:
+    """A memory-network dialogue encoder (everything needed to rebuild it)."""
+
+    vocab_size: int = 0
+    embedding_dim: int = 64
+    hops: int = 3
+    max_slots: int = 128
+    hop_update: str = "add"
+    position_encoding: bool = True
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.hop_update not in HOP_UPDATES:
+            raise ValueError(f"hop_update must be one of {HOP_UPDATES}, got {self.hop_update!r}")
+        if self.hops < 1 or self.embedding_dim < 1 or self.max_slots < 1:
+            raise ValueError("hops, embedding_dim and max_slots must be positive")
+
+
+@keras.saving.register_keras_serializable(package="s2s_zoo")
+class SlotWords(keras.layers.Layer):
+    """The query turn's and every slot's pieces as one flat, padding-free word memory.
+
+    Inputs: ``memory`` ids [B, M, L], ``speakers`` [B, M], ``query`` ids [B, L] and the
+    slots' vectors [B, M, D]. Real pieces are gathered first (query first, then the slots
+    in order; padding dropped), so everything after costs O(real pieces). Piece p of slot
+    s (the query is a user turn with a zero slot vector) embeds as
+    E[id] + E'[previous piece's id in the slot] + P[position in slot] + S[speaker] + W v_s.
+    Returns ``(word_ids [B, P], words [B, P, D], word_mask [B, P], word_follows [B, P])``.
+    """
+
+    def __init__(self, vocab_size: int, dim: int, max_positions: int = 64, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.vocab_size, self.dim, self.max_positions = vocab_size, dim, max_positions
+        init = keras.initializers.RandomNormal(stddev=0.1)
+        self.word_embedding = keras.layers.Embedding(vocab_size, dim, init, name="word_pieces")
+        self.previous_embedding = keras.layers.Embedding(vocab_size, dim, init, name="word_prev")
+        self.position_embedding = keras.layers.Embedding(max_positions, dim, init, name="word_pos")
+        self.speaker_embedding = keras.layers.Embedding(4, dim, init, name="word_speaker")
+        self.slot_projection = keras.layers.Dense(dim, use_bias=False, name="word_slot")
+
+    def build(self, *args: Any, **kwargs: Any) -> None:
+        for layer in (
+            self.word_embedding,
+            self.previous_embedding,
+            self.position_embedding,
+            self.speaker_embedding,
+        ):
+            layer.build((None,))
+        self.slot_projection.build((None, self.dim))
+        self.built = True
+
+    def call(self, memory, speakers, query, slots):
+        memory = tf.cast(memory, tf.int32)
+        query = tf.cast(query, tf.int32)
+        ids = tf.concat([query[:, None, :], memory], axis=1)  # [B, S, L], S = M + 1
+        shape = tf.shape(ids)
+        batch, count, length = shape[0], shape[1], shape[2]
+        keep = tf.reshape(ids != 0, [batch, count * length])
+        slot = tf.broadcast_to(tf.range(count)[None, :, None], shape)
+        position = tf.broadcast_to(tf.range(length)[None, None, :], shape)
+        previous = tf.pad(ids[:, :, :-1], [[0, 0], [0, 0], [1, 0]])
+
+        def compact(t):  # [B, S, L] ints -> [B, P], real pieces only, 0-padded
+            return tf.ragged.boolean_mask(tf.reshape(t, [batch, count * length]), keep).to_tensor()
+
+        word_ids, word_slot = compact(ids), compact(slot)
+        word_position, word_previous = compact(position), compact(previous)
+        word_mask = word_ids != 0
+        who = tf.concat([tf.fill([batch, 1], SPEAKER_USER), tf.cast(speakers, tf.int32)], 1)
+        vectors = tf.concat([tf.zeros_like(slots[:, :1]), slots], axis=1)  # [B, S, D]
+        x = (
+            self.word_embedding(word_ids)
+            + self.previous_embedding(word_previous)
+            + self.position_embedding(tf.minimum(word_position, self.max_positions - 1))
+            + self.speaker_embedding(tf.gather(who, word_slot, batch_dims=1))
+            + self.slot_projection(tf.gather(vectors, word_slot, batch_dims=1))
+        )
+        words = x * tf.cast(word_mask, x.dtype)[..., None]
+        return word_ids, words, word_mask, tf.logical_and(word_mask, word_position > 0)
+
+    def compute_output_spec(self, memory, speakers, query, slots):
+        batch = memory.shape[0]
+        return (
+            keras.KerasTensor((batch, None), "int32"),
+            keras.KerasTensor((batch, None, self.dim), self.compute_dtype),
+            keras.KerasTensor((batch, None), "bool"),
+            keras.KerasTensor((batch, None), "bool"),
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "dim": self.dim,
+            "max_positions": self.max_positions,
+        }
+
+
+@register_encoder("memory_network")
+class MemoryNetworkEncoder(Encoder):
+    """See the module docstring.
+
+    >>> enc = MemoryNetworkEncoder(MemoryNetworkEncoderConfig(vocab_size=30, embedding_dim=8))
+    >>> out = enc(enc.inputs())
+    >>> tuple(out.memory.shape), tuple(out.summary[0].shape), tuple(out.extras["words"].shape)
+    ((None, None, 8), (None, 8), (None, None, 8))
+    """
+
+    config_class = MemoryNetworkEncoderConfig
+    source_features = "dialogue"
+
+    def __init__(self, config: MemoryNetworkEncoderConfig) -> None:
+        super().__init__(config)
+        c = config
+        self.memory_encoder = MemoryEncoder(
+            c.vocab_size,
+            c.embedding_dim,
+            hops=c.hops,
+            max_slots=c.max_slots,
+            hop_update=c.hop_update,
+            use_position_encoding=c.position_encoding,
+            name="memory_network",
+        )
+        self.words = SlotWords(c.vocab_size, c.embedding_dim, name="slot_words")
+        self.dropout = keras.layers.Dropout(c.dropout, name="memory_dropout")
+
+    @property
+    def memory_dim(self) -> int:
+        return self.config.embedding_dim
+
+    def inputs(self) -> list:
+        return [
+            keras.Input((None, None), dtype="int32", name="memory_ids"),
+            keras.Input((None,), dtype="int32", name="speakers"),
+            keras.Input((None,), dtype="int32", name="query_ids"),
+        ]
+
+    def __call__(self, inputs: list) -> EncoderOutput:
+        memory, speakers, query = inputs
+        state, slots, mask, _ = self.memory_encoder(memory, query, speakers)
+        word_ids, words, word_mask, follows = self.words(memory, speakers, query, slots)
+        extras = {
+            "word_ids": word_ids,
+            "words": self.dropout(words),
+            "word_mask": word_mask,
+            "word_follows": follows,
+        }
+        return EncoderOutput(self.dropout(slots), mask, [state], extras)

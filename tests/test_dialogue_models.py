@@ -1,0 +1,187 @@
+"""Dialogue models: run features by hand, teacher forcing = decoding steps, the export's
+context/kb signatures on the TF Serving path (empty conversation, no KB facts), padding
+invariance, and copying an entity never seen in training (which no-copy models cannot)."""
+
+from __future__ import annotations
+
+import random
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from s2s_zoo.data.dialogue_pipeline import make_dialogue_dataset
+from s2s_zoo.data.dialogue_preprocessor import DialoguePreprocessor, FlatDialoguePreprocessor
+from s2s_zoo.data.tokenizer import train_sentencepiece
+from s2s_zoo.export.conformance import batch_inputs, check_serving
+from s2s_zoo.export.saved_model import export_saved_model
+from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
+from s2s_zoo.models.decoders.mem2seq import continuation_runs, update_runs
+from s2s_zoo.models.registry import build_from_catalog
+from s2s_zoo.training.fit import TrainConfig, compile_model, fit
+
+TINY_MEMORY = {"embedding_dim": 8, "decoder_units": 16, "attention_units": 8, "hops": 1}
+TINY_FLAT = {"embedding_dim": 8, "encoder_units": 8, "decoder_units": 16, "attention_units": 8}
+DECODING = DecodingConfig(
+    beam_size=3, num_hypotheses=2, max_length_ratio=0.0, max_length_offset=12, max_length_cap=12
+)
+NAMES = ["context", "kb"]
+
+
+def _entity(rng: random.Random) -> str:
+    return "".join(rng.choice("abcdefghij") for _ in range(rng.randint(3, 5)))
+
+
+def toy_example(rng: random.Random, name: str, others: list[str]):
+    """Book a restaurant or ask its phone: the answer repeats the name from the turn or
+    copies the phone entity from the KB facts (among distractors)."""
+    kb = [f"{n} R_phone {n}_phone" for n in [name, *rng.sample(others, 2)]]
+    rng.shuffle(kb)
+    if rng.random() < 0.5:
+        return ("book " + name,), tuple(kb), "ok booking " + name
+    return ("phone of " + name,), tuple(kb), "here it is " + name + "_phone"
+
+
+@pytest.fixture(scope="module")
+def toy():
+    """Training examples and held-out ones whose entities never occur in training."""
+    rng = random.Random(0)
+    pool: set[str] = set()
+    while len(pool) < 190:
+        pool.add(_entity(rng))
+    names = sorted(pool)
+    train_names, test_names = names[:160], names[160:]
+    train = [
+        toy_example(rng, n, [m for m in train_names if m != n])
+        for n in train_names
+        for _ in range(2)
+    ]
+    test = [toy_example(rng, n, [m for m in test_names if m != n]) for n in test_names]
+    proto = train_sentencepiece(sorted({t for c, k, r in train for t in (*c, *k, r)}), 100)
+    return train, test, proto
+
+
+def _inference(model_name: str, proto: bytes, seed: int = 0) -> Seq2SeqInference:
+    keras.utils.set_random_seed(seed)
+    if model_name == "gru_bahdanau":
+        pre = FlatDialoguePreprocessor(proto, max_source_length=48, max_target_length=24)
+        overrides = TINY_FLAT
+    else:
+        pre = DialoguePreprocessor(proto, max_turns=7, max_facts=8, max_target_length=24)
+        overrides = TINY_MEMORY
+    model = build_from_catalog(
+        model_name, pre.source_vocab_size, pre.target_vocab_size, **overrides
+    )
+    return Seq2SeqInference(pre, model, DECODING)
+
+
+def _requests(examples):
+    return [{"context": list(c), "kb": list(k)} for c, k, _ in examples]
+
+
+def _decode(inference, requests, mode="greedy", pad_turns=0, pad_facts=0):
+    batch = batch_inputs(requests, NAMES)
+    context = np.array(batch["context"], dtype=object)
+    kb = np.array(batch["kb"], dtype=object)
+    context = np.pad(context, [(0, 0), (0, pad_turns)], constant_values="")
+    kb = np.pad(kb, [(0, 0), (0, pad_facts)], constant_values="")
+    out = getattr(inference, mode)(tf.constant(context.tolist()), tf.constant(kb.tolist()))
+    return [o.decode() for o in out["outputs"].numpy()], out["scores"].numpy()
+
+
+def test_run_features_by_hand():
+    # two slots: pieces [5, 6, 7] and [5, 6]
+    word_ids = tf.constant([[5, 6, 7, 5, 6]])
+    mask = tf.ones_like(word_ids, tf.bool)
+    follows = tf.constant([[False, True, True, False, True]])
+    runs = update_runs(tf.zeros_like(word_ids), tf.constant([5]), word_ids, mask, follows)
+    assert runs.numpy().tolist() == [[1, 0, 0, 1, 0]]
+    assert continuation_runs(runs, follows).numpy().tolist() == [[0, 1, 0, 0, 1]]
+    runs = update_runs(runs, tf.constant([6]), word_ids, mask, follows)
+    assert runs.numpy().tolist() == [[0, 2, 0, 0, 2]]
+    assert continuation_runs(runs, follows).numpy().tolist() == [[0, 0, 2, 0, 0]]  # slot end
+    runs = update_runs(runs, tf.constant([9]), word_ids, mask, follows)
+    assert runs.numpy().tolist() == [[0, 0, 0, 0, 0]]
+
+
+@pytest.mark.parametrize("model_name", ["mem2seq_dialog", "memn2n_dialog"])
+def test_teacher_forcing_equals_decoding_steps(toy, model_name):
+    train, _, proto = toy
+    inference = _inference(model_name, proto)
+    dataset = make_dialogue_dataset(train[:4], inference.preprocessor, 4, shuffle=False)
+    (*source, target_in), _ = next(iter(dataset))
+    forced = inference.model.training_model([*source, target_in]).numpy()
+    memory, state = inference.model.encode(tuple(source), 24)
+    for t in range(target_in.shape[1]):
+        logits, state = inference.model.step(target_in[:, t], state, memory)
+        np.testing.assert_allclose(
+            tf.nn.log_softmax(logits).numpy(), tf.nn.log_softmax(forced[:, t]).numpy(), atol=1e-4
+        )
+
+
+@pytest.mark.parametrize(
+    "model_name",
+    [
+        "mem2seq_dialog",
+        pytest.param("memn2n_dialog", marks=pytest.mark.slow),
+        pytest.param("gru_bahdanau", marks=pytest.mark.slow),
+    ],
+)
+def test_export_serves_context_and_kb_on_the_session_path(toy, model_name, tmp_path):
+    train, _, proto = toy
+    inference = _inference(model_name, proto)
+    path = export_saved_model(inference, tmp_path / model_name)
+    loaded = tf.saved_model.load(str(path))
+    specs = loaded.signatures["serving_default"].structured_input_signature[1]
+    assert {k: (v.dtype, tuple(v.shape)) for k, v in specs.items()} == {
+        "context": (tf.string, (None, None)),
+        "kb": (tf.string, (None, None)),
+    }
+    samples = [
+        *_requests(train[:2]),
+        {"context": [], "kb": []},  # an empty conversation: all padding
+        {"context": ["phone of abc"], "kb": []},  # no KB facts
+    ]
+    report = check_serving(path, inference, texts=samples)
+    assert report.ok, report.mismatches
+    assert "alignment" not in report.signatures
+
+
+def test_padding_a_batch_changes_no_output(toy):
+    train, test, proto = toy
+    inference = _inference("mem2seq_dialog", proto)
+    requests = _requests(test[:3]) + [{"context": [], "kb": []}, {"context": ["hi"], "kb": []}]
+    for mode in ("greedy", "beam"):
+        alone = [_decode(inference, [r], mode) for r in requests]
+        texts, scores = _decode(inference, requests, mode)
+        padded_texts, padded_scores = _decode(inference, requests, mode, pad_turns=4, pad_facts=5)
+        assert texts == padded_texts == [a[0][0] for a in alone]
+        np.testing.assert_allclose(scores, padded_scores, atol=1e-4)
+        np.testing.assert_allclose(scores, [a[1][0] for a in alone], atol=1e-4)
+
+
+def _train(inference, examples, epochs: int) -> None:
+    config = TrainConfig(epochs=epochs, batch_size=16, learning_rate=1e-2, patience=0)
+    compile_model(inference.model.training_model, config)
+    dataset = make_dialogue_dataset(examples, inference.preprocessor, 16, seed=0)
+    fit(inference.model.training_model, dataset, None, config, verbose=0)
+
+
+def _accuracy(inference, examples) -> float:
+    texts, _ = _decode(inference, _requests(examples))
+    return float(np.mean([t == r for t, (_, _, r) in zip(texts, examples, strict=True)]))
+
+
+@pytest.mark.slow
+def test_copying_produces_entities_never_seen_in_training(toy):
+    """mem2seq copies unseen KB entities (piece by piece); the no-copy model cannot."""
+    train, test, proto = toy
+    train_words = {w for c, k, r in train for t in (*c, *k, r) for w in t.split()}
+    assert not {r.split()[-1] for _, _, r in test} & train_words  # truly unseen entities
+    copying = _inference("mem2seq_dialog", proto)
+    _train(copying, train, epochs=8)
+    generating = _inference("memn2n_dialog", proto)
+    _train(generating, train, epochs=8)
+    assert _accuracy(copying, test) >= 0.6
+    assert _accuracy(generating, test) <= 0.1

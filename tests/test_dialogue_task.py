@@ -1,0 +1,195 @@
+"""Dialogue task wiring: readers keep dialog ids and sub-tasks, metrics by hand, the
+preprocessors' handling of padding, silence, truncation and empty requests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from s2s_zoo.data.dialogue_preprocessor import (
+    DialoguePreprocessor,
+    FlatDialoguePreprocessor,
+    conversation_turns,
+    flatten_dialogue,
+    kb_facts,
+)
+from s2s_zoo.data.tokenizer import EOS_ID, train_sentencepiece
+from s2s_zoo.export.conformance import batch_inputs
+from s2s_zoo.metrics.dialogue import entity_f1, fact_entities, per_dialog_accuracy
+from s2s_zoo.tasks.base import get_task
+from s2s_zoo.tasks.dialogue.task import DialogueSource, read_dialogue_examples
+
+BABI = (
+    "1 hi\thello what can i help you with today\n"
+    "2 book resto_a\tgreat let me do the reservation\n"
+    "3 resto_a R_phone resto_a_phone\n"
+    "4 phone please\there it is resto_a_phone\n"
+    "\n"
+    "1 hi\thello what can i help you with today\n"
+)
+
+
+def _strings(tensor) -> list:
+    return [[s.decode() for s in row] for row in tensor.numpy()]
+
+
+def test_babi_reader_keeps_dialog_ids_sub_task_and_facts(tmp_path):
+    path = tmp_path / "dialog-babi-task4-phone-address-tst.txt"
+    path.write_text(BABI)
+    examples = read_dialogue_examples(path)
+    sources = [s for s, _ in examples]
+    assert [s.dialog for s in sources] == [f"{path.name}#1"] * 3 + [f"{path.name}#2"]
+    assert [s.turn for s in sources] == [0, 1, 2, 0]
+    assert {s.task for s in sources} == {4}
+    assert sources[2].context == (
+        "hi",
+        "hello what can i help you with today",
+        "book resto_a",
+        "great let me do the reservation",
+        "phone please",
+    )
+    assert sources[2].kb == ("resto_a R_phone resto_a_phone",)
+    assert sources[1].kb == ()
+    assert examples[2][1] == "here it is resto_a_phone"
+    # the first turns of both dialogs are the same text, but different sources
+    assert sources[0] != sources[3] and sources[0].context == sources[3].context
+
+
+def test_jsonl_reader_groups_consecutive_turns_into_dialogs(tmp_path):
+    rows = [
+        {"context": ["hi"], "kb": [], "response": "hello"},
+        {"context": ["hi", "hello", "book x"], "kb": ["x R_phone x_phone"], "response": "ok"},
+        {"context": ["hi"], "kb": [], "response": "hello"},  # a new dialog starts
+        {"context": ["yo"], "kb": [], "response": "hello"},  # and another
+    ]
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    sources = [s for s, _ in read_dialogue_examples(path)]
+    assert [s.dialog for s in sources] == [
+        "mine.jsonl#1",
+        "mine.jsonl#1",
+        "mine.jsonl#2",
+        "mine.jsonl#3",
+    ]
+    assert [s.turn for s in sources] == [0, 1, 0, 0]
+    assert sources[0].task is None
+
+
+def test_task_read_collects_entities_from_facts_and_sibling_kb_files(tmp_path):
+    (tmp_path / "dialog-babi-kb-all.txt").write_text("1 resto_z R_cuisine korean\n")
+    path = tmp_path / "dialog-babi-task4-phone-address-trn.txt"
+    path.write_text(BABI)
+    task = get_task("dialogue")
+    args = argparse.Namespace(context_field="context", kb_field="kb", response_field="response")
+    task.read(str(path), args)
+    assert task.entities == {"resto_a", "resto_a_phone", "resto_z", "korean"}
+
+
+def test_default_splits_are_the_generated_task_with_an_oov_test(tmp_path):
+    task = get_task("dialogue", {"num_dev": 2, "num_test": 3})
+    args = argparse.Namespace(
+        data_dir=str(tmp_path),
+        seed=0,
+        tasks="5",
+        num_dialogs=4,
+        context_field="context",
+        kb_field="kb",
+        response_field="response",
+    )
+    splits = task.default_splits(args)
+    assert sorted(splits) == ["test", "test-OOV", "train", "valid"]
+    dialogs = {split: len({s.dialog for s, _ in ex}) for split, ex in splits.items()}
+    assert dialogs == {"train": 4, "valid": 2, "test": 3, "test-OOV": 3}
+    train_words = {w for s, r in splits["train"] for t in (*s.context, *s.kb, r) for w in t.split()}
+    oov_names = {s.kb[0].split()[0] for s, _ in splits["test-OOV"] if s.kb}
+    assert oov_names and not oov_names & train_words  # OOV restaurants never seen in training
+    assert all(s.task == 5 for s, _ in splits["test"])
+
+
+def test_metrics_by_hand():
+    entities = {"resto_a", "resto_a_phone", "thai"}
+    hyps = ["here it is resto_a_phone", "api_call thai", "ok", "resto_a resto_a"]
+    refs = ["here it is resto_a_phone", "api_call french", "ok", "resto_a"]
+    # tp: 1 + 0 + 0 + 1; fp: 0 + 1 (thai) + 0 + 1 (second resto_a); fn: 0 + 0 + 0 + 0
+    assert entity_f1(hyps, refs, entities) == pytest.approx(2 * 2 / (2 * 2 + 2 + 0))
+    assert entity_f1(["ok"], ["ok"], entities) == 1.0
+    assert per_dialog_accuracy(hyps, refs, ["d1", "d1", "d2", "d3"]) == pytest.approx(1 / 3)
+    assert fact_entities("7 resto_a R_address resto_a_address") == {"resto_a", "resto_a_address"}
+    assert fact_entities("resto_a is great") == set()
+
+
+def test_score_sources_reports_per_sub_task():
+    task = get_task("dialogue")
+    sources = [DialogueSource("a#1", 0, 1, ("hi",), ()), DialogueSource("b#1", 0, 2, ("hi",), ())]
+    scores = task.score_sources(sources, ["x", "y"], [["x"], ["z"]])
+    assert scores["per_response_accuracy"] == 0.5
+    assert scores["task1_per_response_accuracy"] == 1.0
+    assert scores["task2_per_dialog_accuracy"] == 0.0
+
+
+def test_conversation_turns_silence_padding_and_truncation():
+    context = tf.constant([["hi", "hello", "", "x", "y", ""], ["", "", "", "", "", ""]])
+    assert _strings(conversation_turns(context, 63)) == [
+        ["hi", "hello", "<SILENCE>", "x", "y", ""],
+        ["", "", "", "", "", ""],
+    ]
+    # the last 3 turns (an odd count keeps a user turn first)
+    assert _strings(conversation_turns(context, 3)) == [["<SILENCE>", "x", "y"], ["", "", ""]]
+    assert _strings(conversation_turns(tf.zeros([2, 0], tf.string), 5)) == [[""], [""]]
+    kb = tf.constant([["", "f1", "", "f2", "f3"]])
+    assert _strings(kb_facts(kb, 2)) == [["f2", "f3"]]
+    assert _strings(kb_facts(kb, 64)) == [["f1", "f2", "f3", "", ""]]
+
+
+def test_flattened_conversation_order():
+    flat = flatten_dialogue(
+        tf.constant([["hi", "hello", "book it", ""]]), tf.constant([["f1", "", "f2"]])
+    )
+    assert flat.numpy()[0].decode() == "$u hi $s hello $kb f1 $kb f2 $u book it"
+
+
+@pytest.fixture(scope="module")
+def proto():
+    texts = [
+        "hi there",
+        "hello what can i help you with today",
+        "resto_a R_phone resto_a_phone",
+        "here it is resto_a_phone",
+        "$u $s $kb",
+    ] * 3
+    return train_sentencepiece(texts, 60)
+
+
+def test_flat_preprocessor_truncates_from_the_left(proto):
+    pre = FlatDialoguePreprocessor(proto, max_source_length=6)
+    context, kb = tf.constant([["hi there", "hello", "here it is"]]), tf.constant([[""]])
+    full = pre.source_tokenizer.tokenize(pre.flat_text(context, kb))[0].numpy().tolist()
+    ids = pre.source_ids(context, kb).numpy()[0].tolist()
+    assert ids == full[-5:] + [EOS_ID]
+    # an empty request is just EOS
+    assert pre.source_ids(tf.constant([[""]]), tf.constant([[""]])).numpy().tolist() == [[EOS_ID]]
+
+
+def test_dialogue_preprocessor_slots_for_unusual_requests(proto):
+    pre = DialoguePreprocessor(proto, max_turns=5, max_facts=4, max_turn_length=3)
+    requests = [
+        {"context": [], "kb": []},
+        {"context": ["hi there"], "kb": []},
+        {"context": ["hi there", "hello", "here it is"], "kb": ["resto_a R_phone resto_a_phone"]},
+    ]
+    batch = batch_inputs(requests, ["context", "kb"])
+    (memory, speakers, query), lengths, errors = pre.encode_source(
+        tf.constant(batch["context"]), tf.constant(batch["kb"])
+    )
+    assert errors is None
+    assert memory.shape[0] == 3 and memory.shape[2] <= 3  # cut to max_turn_length
+    assert not np.any(memory.numpy()[:2])  # no earlier turns, no facts: all padding
+    assert not np.any(query.numpy()[0])  # empty conversation: no query either
+    hi = pre.target_tokenizer.tokenize(tf.constant(["hi there"]))[0, :3].numpy().tolist()
+    assert query.numpy()[1, : len(hi)].tolist() == hi
+    assert speakers.numpy()[2].tolist()[:3] == [2, 1, 3]  # bot turn, user turn, fact
+    assert lengths.numpy()[0] == 0
