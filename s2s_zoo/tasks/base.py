@@ -53,6 +53,8 @@ class Task:
                 f"known: {sorted(self.default_options)}"
             )
         self.options = {**self.default_options, **(options or {})}
+        # split name -> file of the generated default corpus, set by `default_splits`
+        self.split_files: dict[str, Path] = {}
 
     # -- data ---------------------------------------------------------------------------
 
@@ -105,6 +107,15 @@ class Task:
     def score(self, hypotheses: Sequence[str], references: Sequence[list[str]]) -> dict:
         """Corpus metrics of `hypotheses` against one or more references each."""
         return {"exact_match": exact_match(hypotheses, references)}
+
+    def source_groups(self, split_path: str | Path) -> dict[str, list[str]] | None:
+        """{example source: the groups it is also scored in} for a split file, or None.
+
+        Tasks whose data records where each example comes from (a font, a speech
+        engine) read it here, e.g. from a `<split>.sources.tsv` beside the split; the
+        runner then reports `task.score` per group as well as overall.
+        """
+        return None
 
 
 class FileSourceTask(Task):

@@ -224,12 +224,18 @@ def decode_with(signature, input_name: str, inputs: Sequence[str | bytes], batch
 
 
 def evaluate_export(
-    export_path: str | Path, task: Task, examples: list[Example], show: int = 5
+    export_path: str | Path,
+    task: Task,
+    examples: list[Example],
+    show: int = 5,
+    groups: dict[str, list[str]] | None = None,
 ) -> dict[str, float]:
     """The task's metrics of the *exported* model, greedy and beam, on `examples`.
 
     Examples sharing a source (an image with several captions) are decoded once and
-    scored against all their references.
+    scored against all their references. With `groups` ({source: group names}, from
+    `task.source_groups`), every metric is also reported per group, as
+    `beam_wer[festival]`.
     """
     loaded = tf.saved_model.load(str(export_path))
     input_name = next(iter(loaded.signatures["greedy"].structured_input_signature[1]))
@@ -238,6 +244,7 @@ def evaluate_export(
         references.setdefault(source, []).append(target)
     sources = list(references)
     refs = [references[s] for s in sources]
+    members = group_members(sources, groups) if groups else {}
     inputs = [task.serving_input(s) for s in sources]
     metrics: dict[str, float] = {}
     for mode in ("greedy", "beam"):
@@ -249,12 +256,41 @@ def evaluate_export(
         shown = ", ".join(_format_metric(k, v) for k, v in scores.items())
         rate = len(sources) / max(seconds, 1e-9)
         print(f"{mode:>6}: {shown} on {len(sources)} held-out inputs ({rate:.0f}/s)")
+        for group, indices in members.items():
+            part = task.score([hyps[i] for i in indices], [refs[i] for i in indices])
+            metrics.update({f"{mode}_{k}[{group}]": v for k, v in part.items()})
+            if mode == "beam":
+                shown = ", ".join(_format_metric(k, v) for k, v in part.items())
+                print(f"    {group} ({len(indices)}): {shown}")
         if mode == "beam":
             for s, h, r in list(zip(sources, hyps, refs, strict=True))[:show]:
                 mark = "ok" if h in r else "WRONG"
                 want = "" if h in r else f" (want {r[0]!r})"
                 print(f"  [{mark}] {task.show(s)} -> {h!r}{want}")
     return metrics
+
+
+def group_members(sources: Sequence[str], groups: dict[str, list[str]]) -> dict[str, list[int]]:
+    """{group: indices of `sources` in it}, groups sorted by name; every source must be listed."""
+    missing = [s for s in sources if s not in groups]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} of {len(sources)} evaluation sources have no group in the split's "
+            f"sources file, e.g. {missing[0]}"
+        )
+    members: dict[str, list[int]] = {}
+    for index, source in enumerate(sources):
+        for group in groups[source]:
+            members.setdefault(group, []).append(index)
+    return dict(sorted(members.items()))
+
+
+def eval_split_groups(
+    task: Task, args: argparse.Namespace, split: str
+) -> dict[str, list[str]] | None:
+    """The task's per-source groups for the evaluation split's file (user or generated)."""
+    path = getattr(args, split, None) if args.train else task.split_files.get(split)
+    return task.source_groups(path) if path else None
 
 
 def _format_metric(name: str, value: float) -> str:
@@ -287,8 +323,11 @@ def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = ""
 
     result = checkpoint_export_and_check(inference, task, args, splits)
     result["history"] = history.history
-    eval_examples = splits.get("test") or splits["valid"]
-    result["metrics"] = evaluate_export(result["export_path"], task, eval_examples)
+    eval_split = "test" if splits.get("test") else "valid"
+    groups = eval_split_groups(task, args, eval_split)
+    result["metrics"] = evaluate_export(
+        result["export_path"], task, splits[eval_split], groups=groups
+    )
     return result
 
 
@@ -321,4 +360,4 @@ def evaluate_main(
         examples = task.read(test_path, args)
     except DataFormatError as error:
         raise SystemExit(f"error: {error}") from None
-    return evaluate_export(export_dir, task, examples)
+    return evaluate_export(export_dir, task, examples, groups=task.source_groups(test_path))
