@@ -75,9 +75,7 @@ class SpeechTask(FileSourceTask):
     def model_overrides(self, preprocessor, args: argparse.Namespace) -> dict:
         return {"feature_dim": preprocessor.front_end.feature_dim}
 
-    def augmentation(
-        self, args: argparse.Namespace, sample_rate: int
-    ) -> AudioAugmentConfig | None:
+    def augmentation(self, args: argparse.Namespace, sample_rate: int) -> AudioAugmentConfig | None:
         """The training-waveform augmentation the flags and options ask for (None: off)."""
         config = AudioAugmentConfig.from_names(
             args.audio_augment, sample_rate=sample_rate, **self.options["audio_augment_settings"]
