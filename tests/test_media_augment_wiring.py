@@ -247,3 +247,45 @@ def test_caption_score_has_exact_match_error_rates_and_bleu():
     # WER against the first reference: 0 + 1 deletion over 2 + 2 words
     assert scores["wer"] == pytest.approx(0.25)
     assert set(scores) == {"exact_match", "wer", "cer", "bleu4"}
+
+
+# -- the CPU-time budget (comparable runs on a shared machine) ---------------------------------
+
+
+def test_cpu_budget_counts_process_time_over_the_cores(monkeypatch):
+    import types
+
+    from s2s_zoo.training import fit as fit_module
+
+    clock = {"cpu": 100.0, "wall": 5.0}
+    monkeypatch.setattr(fit_module.time, "process_time", lambda: clock["cpu"])
+    monkeypatch.setattr(fit_module.time, "monotonic", lambda: clock["wall"])
+    monkeypatch.setattr(fit_module.os, "cpu_count", lambda: 2)
+    budgets = {name: fit_module.TimeBudget(1.0, name) for name in ("cpu", "wall")}
+    models = {name: types.SimpleNamespace(stop_training=False) for name in budgets}
+    for name, budget in budgets.items():
+        budget.set_model(models[name])
+        budget.on_train_begin()
+    clock["cpu"] += 119.0  # 59.5 s per core: within one minute
+    for budget in budgets.values():
+        budget.on_train_batch_end(0)
+    assert not models["cpu"].stop_training
+    clock["cpu"] += 2.0  # 60.5 s per core
+    for budget in budgets.values():
+        budget.on_train_batch_end(1)
+    assert models["cpu"].stop_training and not models["wall"].stop_training
+    clock["wall"] += 61.0
+    budgets["wall"].on_train_batch_end(2)
+    assert models["wall"].stop_training
+    with pytest.raises(ValueError, match="budget clock must be one of"):
+        fit_module.TimeBudget(1.0, "gpu")
+
+
+def test_budget_clock_flag_reaches_the_train_config():
+    from s2s_zoo.training.runner import argument_parser, recipe_for, train_config_from
+
+    recipe = recipe_for("speech", "speech_las")
+    parser = argument_parser(recipe, get_task("speech"))
+    assert train_config_from(parser.parse_args([])).budget_clock == "wall"
+    config = train_config_from(parser.parse_args(["--budget-clock", "cpu", "--max-minutes", "2"]))
+    assert (config.budget_clock, config.max_minutes) == ("cpu", 2.0)

@@ -95,6 +95,13 @@ def argument_parser(recipe: Recipe, task: Task, description: str = "") -> argpar
     p.add_argument("--label-smoothing", type=float, default=train.label_smoothing)
     p.add_argument("--max-minutes", type=float, default=train.max_minutes, help="time budget")
     p.add_argument(
+        "--budget-clock",
+        choices=("wall", "cpu"),
+        default=train.budget_clock,
+        help="what --max-minutes counts: wall-clock time, or this process's CPU time over "
+        "the machine's cores (comparable on a shared machine)",
+    )
+    p.add_argument(
         "--patience", type=int, default=train.patience, help="early-stopping epochs (0: off)"
     )
     p.add_argument("--vocab-size", type=int, default=task.options["vocab_size"])
@@ -124,6 +131,7 @@ def train_config_from(args: argparse.Namespace) -> TrainConfig:
         label_smoothing=args.label_smoothing,
         patience=args.patience,
         max_minutes=args.max_minutes,
+        budget_clock=args.budget_clock,
         jit_compile=args.xla,
         seed=args.seed,
     )
