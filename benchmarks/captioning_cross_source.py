@@ -13,7 +13,8 @@ and once with `--image-augment`.
 Each run goes through the recipe runner (`--train/--valid/--test` files written here),
 so the numbers are those of the exported model. `--minutes` counts CPU time over the
 cores by default (`--clock cpu`: the wall time on a machine to itself), so runs made
-while other processes share the machine stay comparable; `--clock wall` for wall time; fonts are also scored per family.
+while other processes share the machine stay comparable (`--clock wall`: wall time).
+Fonts are also scored per family.
 """
 
 from __future__ import annotations
