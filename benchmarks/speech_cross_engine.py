@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import time
 from pathlib import Path
 
@@ -136,7 +137,7 @@ def main() -> None:
         for setting in args.augment.split(","):
             augment = args.audio_augment if setting == "on" else "none"
             name = f"without_{engine.replace('-', '_')}_{setting}"
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             result = run(recipe, [
                 "--train", str(paths["train"]), "--valid", str(paths["valid"]),
                 "--test", str(paths["test"]), "--audio-augment", augment,
@@ -150,7 +151,9 @@ def main() -> None:
             m = result["metrics"]
             row = {
                 "held_out": engine, "augment": augment, "epochs": len(result["history"]["loss"]),
-                "minutes": (time.perf_counter() - start) / 60, "n": len(test),
+                "minutes": (time.perf_counter() - start) / 60,
+                "cpu_minutes": (time.process_time() - cpu) / 60 / (os.cpu_count() or 1),
+                "n": len(test),
                 "wer": m["beam_wer"], "cer": m["beam_cer"], "exact": m["beam_exact_match"],
                 "greedy_wer": m["greedy_wer"],
             }  # fmt: skip
@@ -164,13 +167,15 @@ def main() -> None:
 
 
 def print_table(rows: list[dict]) -> None:
-    print("\n| held-out engine | augmentation | epochs | minutes (run) | test n | WER | CER | "
+    print("\n| held-out engine | augmentation | epochs | "
+          "run minutes (wall / CPU over cores) | test n | WER | CER | "
           "exact | greedy WER | flite WER | flite exact |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         flite = (f"{r['flite_wer']:.2%} | {r['flite_exact']:.2%}" if "flite_wer" in r
                  else "- | -")  # fmt: skip
-        print(f"| {r['held_out']} | {r['augment']} | {r['epochs']} | {r['minutes']:.1f} | "
+        print(f"| {r['held_out']} | {r['augment']} | {r['epochs']} | "
+              f"{r['minutes']:.1f} / {r['cpu_minutes']:.1f} | "
               f"{r['n']} | {r['wer']:.2%} | {r['cer']:.2%} | {r['exact']:.2%} | "
               f"{r['greedy_wer']:.2%} | {flite} |", flush=True)  # fmt: skip
 

@@ -87,3 +87,23 @@ def test_caption_benchmark_splits_are_read_and_grouped_by_the_task(tmp_path):
         images[0]: ["handwriting"], images[1]: ["fonts", "Go Mono"]}  # fmt: skip
     assert [bench.is_from(s, "fonts") for _, _, s in rows] == [False, True]
     assert [bench.is_from(s, "handwriting") for _, _, s in rows] == [True, False]
+
+
+def test_benchmark_tables_show_every_run(capsys):
+    speech = load_benchmark("speech_cross_engine")
+    row = {"held_out": "festival", "augment": "none", "epochs": 7, "minutes": 9.04,
+           "cpu_minutes": 8.0, "n": 120, "wer": 0.1234, "cer": 0.05, "exact": 0.8,
+           "greedy_wer": 0.13}  # fmt: skip
+    speech.print_table([row, {**row, "augment": "speed", "flite_wer": 0.2, "flite_exact": 0.5}])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-2] == "| festival | none | 7 | 9.0 / 8.0 | 120 | 12.34% | 5.00% | 80.00% | " \
+        "13.00% | - | - |"  # fmt: skip
+    assert lines[-1].endswith("| 20.00% | 50.00% |") and len(lines) == 4
+    caption = load_benchmark("captioning_cross_source")
+    row = {"held_out": "fonts", "augment": "none", "epochs": 3, "minutes": 8.0,
+           "cpu_minutes": 8.0, "n": 240, "exact": 0.5, "wer": 0.25, "bleu4": 40.04,
+           "greedy_exact": 0.49, "per_source": {"fonts": 0.5, "Go": 0.25}}  # fmt: skip
+    caption.print_table([row])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[2] == "| fonts | none | 3 | 8.0 / 8.0 | 240 | 50.00% | 25.00% | 40.0 | 49.00% |"
+    assert lines[3] == "  fonts / none: exact per source: Go 25%, fonts 50%"
