@@ -1,8 +1,9 @@
 """Captioning and speech end to end at tiny size: recipe -> fit -> export -> TF Serving path.
 
 Each recipe runs on a small copy of its embedded default task (digit images made
-from scikit-learn's digits; numbers spoken by espeak-ng), so the exported model is
-checked with real PNG and WAV bytes, plus unreadable ones.
+from scikit-learn's digits and fonts; numbers spoken by espeak-ng and festival), so the
+exported model is checked with real PNG and WAV bytes, plus unreadable ones. Both train
+with every augmentation on, to show none of it reaches the export.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ def tiny_caption_recipe():
             **recipe.options,
             "front_end": {"height": 32, "width": 128},
             "default_task": {"num_train": 96, "num_valid": 16, "num_test": 16},
+            "image_augment": "affine,blur,noise,jitter,jpeg",
         },
     )
 
@@ -66,6 +68,7 @@ def tiny_speech_recipe():
         options={
             **recipe.options,
             "default_task": {"num_train": 48, "num_valid": 8, "num_test": 8},
+            "audio_augment": "speed,noise,gain,reverb",
         },
     )
 
@@ -125,14 +128,44 @@ def test_captioning_recipe_trains_exports_and_serves(caption_run):
     losses = result["history"]["loss"]
     assert losses[-1] < losses[0], losses
     assert result["export_path"].name == "1"
-    assert {"greedy_bleu4", "beam_bleu4", "beam_exact_match"} <= set(result["metrics"])
+    assert {"greedy_bleu4", "beam_bleu4", "beam_exact_match", "beam_wer"} <= set(result["metrics"])
+
+
+def _test_sources(data_dir: Path) -> list[str]:
+    """The source column of the generated test split's `test.sources.tsv`, in order."""
+    lines = (data_dir / "test.sources.tsv").read_text().splitlines()[1:]
+    return [line.split("\t")[1] for line in lines if line.strip()]
+
+
+def test_captioning_reports_every_metric_per_source(caption_run):
+    result, data_dir = caption_run
+    metrics, sources = result["metrics"], _test_sources(data_dir)
+    fonts = sorted({s for s in sources if s != "handwriting"})
+    groups = ["handwriting"] * ("handwriting" in sources) + ["fonts"] * bool(fonts) + fonts
+    for mode in ("greedy", "beam"):
+        for name in ("exact_match", "wer", "cer", "bleu4"):
+            assert {f"{mode}_{name}[{g}]" for g in groups} <= set(metrics)
+    # exact match is a mean: handwriting and fonts partition the test images
+    counts = {"handwriting": sources.count("handwriting"), "fonts": len(sources) - sources.count(
+        "handwriting")}  # fmt: skip
+    weighted = sum(n * metrics.get(f"beam_exact_match[{g}]", 0.0) for g, n in counts.items())
+    assert weighted / len(sources) == pytest.approx(metrics["beam_exact_match"])
+    weighted = sum(
+        sources.count(f) * metrics[f"beam_exact_match[{f}]"] for f in fonts
+    )  # the families partition the fonts
+    assert weighted == pytest.approx(counts["fonts"] * metrics.get("beam_exact_match[fonts]", 0))
 
 
 def test_speech_recipe_trains_exports_and_serves(speech_run):
-    result, _ = speech_run
+    result, data_dir = speech_run
     losses = result["history"]["loss"]
     assert losses[-1] < losses[0], losses
     assert {"greedy_wer", "beam_cer"} <= set(result["metrics"])
+    engines = sorted(set(_test_sources(data_dir)))
+    for engine in engines:
+        assert {f"beam_wer[{engine}]", f"greedy_cer[{engine}]"} <= set(result["metrics"])
+    if len(engines) == 1:
+        assert result["metrics"][f"beam_wer[{engines[0]}]"] == result["metrics"]["beam_wer"]
 
 
 def _first_files(data_dir: Path, split: str, column: int = 0, n: int = 3) -> list[Path]:
@@ -191,6 +224,14 @@ def test_exported_audio_features_equal_the_training_pipeline(speech_run):
     assert served["errors"] == [""]
     np.testing.assert_array_equal(np.asarray(served["frame_mask"]), mask.numpy())
     np.testing.assert_allclose(np.asarray(served["features"]), features.numpy(), atol=1e-4)
+    # the task's evaluation pipeline is the served one; its training pipeline is augmented
+    task, args = _task_and_args(tiny_speech_recipe(), data_dir)
+    pairs = [(str(path), "x")]
+    (plain, _, _), _ = next(iter(task.dataset(pairs, inference.preprocessor, args, False)))
+    np.testing.assert_array_equal(plain.numpy(), features.numpy())
+    (trained, _, _), _ = next(iter(task.dataset(pairs * 4, inference.preprocessor, args, True)))
+    assert not np.allclose(trained.numpy()[:, : min(trained.shape[1], plain.shape[1])],
+                           plain.numpy()[:, : min(trained.shape[1], plain.shape[1])])  # fmt: skip
 
 
 def test_exported_image_preprocessing_equals_the_training_pipeline(caption_run):
@@ -205,6 +246,76 @@ def test_exported_image_preprocessing_equals_the_training_pipeline(caption_run):
     served = _served(result["export_path"], "preprocess", "images", [path.read_bytes()])
     assert served["errors"] == [""]
     np.testing.assert_allclose(np.asarray(served["images"]), images.numpy(), atol=1e-6)
+    # the recipe trained with augmentation: its training batches are not what is served
+    task, args = _task_and_args(tiny_caption_recipe(), data_dir)
+    (augmented, _), _ = next(iter(task.dataset([(str(path), "x")] * 4, inference.preprocessor,
+                                               args, training=True)))  # fmt: skip
+    assert np.abs(augmented.numpy() - images.numpy()).max(axis=(1, 2, 3)).min() > 0.05
+
+
+def _task_and_args(recipe, data_dir: Path):
+    from s2s_zoo.tasks.base import get_task
+    from s2s_zoo.training.runner import argument_parser
+
+    task = get_task(recipe.task, recipe.options)
+    args = argument_parser(recipe, task).parse_args(["--data-dir", str(data_dir)])
+    return task, args
+
+
+def _graph_ops(export_path: Path) -> set[str]:
+    """Every op type in a SavedModel's graphs and function library."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((export_path / "saved_model.pb").read_bytes())
+    ops = set()
+    for graph in proto.meta_graphs:
+        ops |= {node.op for node in graph.graph_def.node}
+        for function in graph.graph_def.library.function:
+            ops |= {node.op for node in function.node_def}
+    return ops
+
+
+# what the augmentations (and SpecAugment) are made of; none belongs in a serving graph
+AUGMENTATION_OPS = {
+    "ImageProjectiveTransformV3", "EncodeJpeg", "EncodeJpegVariableQuality", "AdjustContrastv2",
+    "StatelessRandomUniformV2", "StatelessRandomNormalV2", "StatelessRandomUniformIntV2",
+    "RandomUniform", "RandomStandardNormal",
+}  # fmt: skip
+
+
+def _traced_ops(function, *specs) -> set[str]:
+    import tensorflow as tf
+
+    graph = tf.function(function).get_concrete_function(*specs).graph.as_graph_def()
+    ops = {node.op for node in graph.node}
+    for library_function in graph.library.function:
+        ops |= {node.op for node in library_function.node_def}
+    return ops
+
+
+def test_no_augmentation_op_reaches_either_export(caption_run, speech_run):
+    import tensorflow as tf
+
+    from s2s_zoo.features.audio_augment import AudioAugmentConfig, augment_waveforms
+    from s2s_zoo.features.image_augment import ImageAugmentConfig, augment_images
+
+    # the op list is right: tracing the augmentations yields ops from it
+    image_ops = _traced_ops(
+        lambda x: augment_images(x, ImageAugmentConfig.from_names("affine,jpeg"), 0),
+        tf.TensorSpec([None, 32, 128, 3], tf.float32),
+    )
+    audio_ops = _traced_ops(
+        lambda w, n: augment_waveforms(w, n, AudioAugmentConfig.from_names("noise"), 0),
+        tf.TensorSpec([None, None], tf.float32),
+        tf.TensorSpec([None], tf.int32),
+    )
+    assert {"ImageProjectiveTransformV3", "EncodeJpegVariableQuality"} <= image_ops
+    assert "StatelessRandomNormalV2" in audio_ops
+    for result, _ in (caption_run, speech_run):
+        ops = _graph_ops(result["export_path"])
+        assert len(ops) > 50  # the whole serving graph was read
+        assert not ops & AUGMENTATION_OPS, ops & AUGMENTATION_OPS
 
 
 def test_captioning_fine_tune_writes_version_2(caption_run, tmp_path):

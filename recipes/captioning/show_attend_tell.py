@@ -37,6 +37,9 @@ RECIPE = Recipe(
         # the 32 x 128 digit strips are upsampled 2x: a 4 x 16 feature grid at stride 16
         "front_end": {"height": 64, "width": 256},
         "default_task": {"num_train": 6000, "num_valid": 300, "num_test": 500},
+        # training batches only (--image-augment): mild geometry, blur, noise and colour,
+        # so unseen handwriting and font designs look less new; JPEG is off (PNG data)
+        "image_augment": "affine,blur,noise,jitter",
     },
 )
 

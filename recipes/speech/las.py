@@ -4,9 +4,10 @@ subsampling, a bidirectional LSTM encoder and an LSTM decoder with attention.
 Features (log-mel, per-utterance normalisation) are computed in the graph with
 tf.signal, by the training pipeline and by the export alike; the export takes
 16-bit PCM WAV bytes at any rate from 4 to 192 kHz (resampled to 16 kHz in the
-graph). SpecAugment masks training batches.
+graph). Training waveforms are augmented (speed, noise, gain, reverberation;
+--audio-augment none turns it off) and SpecAugment masks their features.
 
-    python recipes/speech/las.py                                 # embedded espeak-ng task
+    python recipes/speech/las.py                                 # espeak-ng + festival task
     python recipes/speech/las.py --train train.csv --valid dev.csv   # path,transcript
 """
 
@@ -37,6 +38,9 @@ RECIPE = Recipe(
         "max_target_length": 64,
         "front_end": {"sample_rate": 16000, "num_mel_bins": 40},
         "spec_augment": True,
+        # training waveforms only (--audio-augment): tempo/pitch, noise, level and room,
+        # so a voice or engine never heard is less new
+        "audio_augment": "speed,noise,gain,reverb",
     },
 )
 

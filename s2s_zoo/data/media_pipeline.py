@@ -3,7 +3,11 @@
 Images are read as file bytes and decoded by the same `ImageFrontEnd.decode` the
 SavedModel runs; audio is read (and resampled, if a file's rate differs) once in
 Python, then turned into features by the same `AudioFrontEnd.features` the
-SavedModel runs. SpecAugment masking is applied to training batches only.
+SavedModel runs. Augmentation (image: `features.image_augment`; audio waveforms:
+`features.audio_augment`; log-mel: SpecAugment) is for training batches only: the
+tasks pass it for the training split alone, and the exported front end never runs it.
+Every augmentation draw is seeded per batch from `seed`, so a seed reproduces the
+batches exactly.
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ import numpy as np
 import tensorflow as tf
 
 from s2s_zoo.data.media_preprocessors import AudioPreprocessor, ImagePreprocessor
+from s2s_zoo.features.audio_augment import AudioAugmentConfig, augment_batches
+from s2s_zoo.features.image_augment import ImageAugmentConfig, augment_images, batch_seeds
+from s2s_zoo.features.spec_augment import spec_augment as mask_features
 
 Pairs = Sequence[tuple[str, str]]
 
@@ -31,11 +38,14 @@ def make_image_dataset(
     shuffle: bool = True,
     seed: int = 0,
     cache: bool = True,
+    augment: ImageAugmentConfig | None = None,
 ) -> tf.data.Dataset:
     """`((images, target_in), target_out)` batches from (image path, caption) pairs.
 
     `cache=True` keeps decoded images in memory (small data sets; set False for
-    COCO-sized ones). An unreadable image stops training with its path and reason.
+    COCO-sized ones); `augment` perturbs the decoded batches after the cache, with a
+    new seed per batch drawn from `seed` (pass it for training data only). An
+    unreadable image stops training with its path and reason.
     """
     if not pairs:
         raise ValueError("no (image, caption) pairs")
@@ -62,7 +72,13 @@ def make_image_dataset(
         target_in, target_out = preprocessor.target_in_out(texts)
         return (images, target_in), target_out
 
-    ds = ds.batch(batch_size).map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if augment is not None and augment.enabled:
+        ds = tf.data.Dataset.zip(ds, batch_seeds(seed)).map(
+            lambda batch, key: (augment_images(batch[0], augment, key), batch[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    ds = ds.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE)
     return _finish(ds)
 
 
@@ -82,15 +98,24 @@ def make_audio_dataset(
     spec_augment: bool = False,
     waveforms: Sequence[np.ndarray] | None = None,
     bucket_seconds: Sequence[float] = (1.0, 1.5, 2.0, 3.0, 5.0, 8.0),
+    augment: AudioAugmentConfig | None = None,
 ) -> tf.data.Dataset:
     """`((features, frame_mask, target_in), target_out)` batches from (WAV path, transcript).
 
     Utterances are bucketed by duration so a batch pads little; `waveforms` may be
-    passed when already loaded (they are the slow part).
+    passed when already loaded (they are the slow part). `augment` perturbs each
+    padded batch of waveforms (speed, noise, gain, reverb; a new seed per batch drawn
+    from `seed`) before `front_end.features`; `spec_augment` then masks the features.
+    Pass both for training data only.
     """
     if not pairs:
         raise ValueError("no (audio, transcript) pairs")
     front_end = preprocessor.front_end
+    if augment is not None and augment.sample_rate != front_end.sample_rate:
+        raise ValueError(
+            f"audio augmentation is set for {augment.sample_rate} Hz but the front end "
+            f"runs at {front_end.sample_rate} Hz"
+        )
     if waveforms is None:
         waveforms = load_waveforms(pairs, front_end.sample_rate)
     ragged = tf.RaggedTensor.from_row_lengths(
@@ -109,11 +134,13 @@ def make_audio_dataset(
         bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
         padding_values=(0.0, 0, ""),
     )
+    if augment is not None and augment.enabled:
+        ds = augment_batches(ds, augment, seed)
 
     def featurize(waves, lengths, transcripts):
         features, frame_mask = front_end.features(waves, lengths)
         if spec_augment:
-            features = spec_augment(features, frame_mask)
+            features = mask_features(features, frame_mask, seed=seed)
         target_in, target_out = preprocessor.target_in_out(transcripts)
         return (features, frame_mask, target_in), target_out
 

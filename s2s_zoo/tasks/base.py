@@ -45,6 +45,8 @@ class Task:
                 f"known: {sorted(self.default_options)}"
             )
         self.options = {**self.default_options, **(options or {})}
+        # split name -> file of the generated default corpus, set by `default_splits`
+        self.split_files: dict[str, Path] = {}
 
     # -- data ---------------------------------------------------------------------------
 
@@ -123,6 +125,15 @@ class Task:
     ) -> dict:
         """`score`, for tasks whose metrics need the sources too (e.g. per-dialog accuracy)."""
         return self.score(hypotheses, references)
+
+    def source_groups(self, split_path: str | Path) -> dict[str, list[str]] | None:
+        """{example source: the groups it is also scored in} for a split file, or None.
+
+        Tasks whose data records where each example comes from (a font, a speech
+        engine) read it here, e.g. from a `<split>.sources.tsv` beside the split; the
+        runner then reports `task.score` per group as well as overall.
+        """
+        return None
 
 
 class FileSourceTask(Task):

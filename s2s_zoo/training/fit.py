@@ -56,6 +56,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     patience: int = 3
     max_minutes: float | None = None
+    # "wall": max_minutes of wall-clock time; "cpu": of this process's CPU time divided by
+    # the machine's cores (an idle machine's wall minutes, unaffected by other processes)
+    budget_clock: str = "wall"
     jit_compile: bool = False
     seed: int = 0
     warmup_steps: int = 0
@@ -171,7 +174,7 @@ def fit(
         )
         callback_list.append(early_stopping)
     if config.max_minutes:
-        callback_list.append(TimeBudget(config.max_minutes))
+        callback_list.append(TimeBudget(config.max_minutes, config.budget_clock))
     if logdir is not None and chief:
         callback_list += logging_callbacks(logdir, append=point is not None)
     if checkpoint_dir is not None and chief:

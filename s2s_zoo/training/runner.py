@@ -94,6 +94,13 @@ def argument_parser(recipe: Recipe, task: Task, description: str = "") -> argpar
     p.add_argument("--label-smoothing", type=float, default=train.label_smoothing)
     p.add_argument("--max-minutes", type=float, default=train.max_minutes, help="time budget")
     p.add_argument(
+        "--budget-clock",
+        choices=("wall", "cpu"),
+        default=train.budget_clock,
+        help="what --max-minutes counts: wall-clock time, or this process's CPU time over "
+        "the machine's cores (comparable on a shared machine)",
+    )
+    p.add_argument(
         "--patience", type=int, default=train.patience, help="early-stopping epochs (0: off)"
     )
     p.add_argument("--vocab-size", type=int, default=task.options["vocab_size"])
@@ -184,6 +191,7 @@ def train_config_from(args: argparse.Namespace) -> TrainConfig:
         label_smoothing=args.label_smoothing,
         patience=args.patience,
         max_minutes=args.max_minutes,
+        budget_clock=args.budget_clock,
         jit_compile=args.xla,
         seed=args.seed,
         warmup_steps=args.warmup_steps,
@@ -300,12 +308,18 @@ def decode_with(
 
 
 def evaluate_export(
-    export_path: str | Path, task: Task, examples: list[Example], show: int = 5
+    export_path: str | Path,
+    task: Task,
+    examples: list[Example],
+    show: int = 5,
+    groups: dict[str, list[str]] | None = None,
 ) -> dict[str, float]:
     """The task's metrics of the *exported* model, greedy and beam, on `examples`.
 
     Examples sharing a source (an image with several captions) are decoded once and
-    scored against all their references.
+    scored against all their references. With `groups` ({source: group names}, from
+    `task.source_groups`), every metric is also reported per group, as
+    `beam_wer[festival]`.
     """
     loaded = tf.saved_model.load(str(export_path))
     input_names = sorted(loaded.signatures["greedy"].structured_input_signature[1])
@@ -314,6 +328,7 @@ def evaluate_export(
         references.setdefault(source, []).append(target)
     sources = list(references)
     refs = [references[s] for s in sources]
+    members = group_members(sources, groups) if groups else {}
     inputs = [task.serving_input(s) for s in sources]
     metrics: dict[str, float] = {}
     for mode in ("greedy", "beam"):
@@ -328,6 +343,12 @@ def evaluate_export(
         shown = ", ".join(_format_metric(k, v) for k, v in scores.items())
         rate = len(sources) / max(seconds, 1e-9)
         print(f"{mode:>6}: {shown} on {len(sources)} held-out inputs ({rate:.0f}/s)")
+        for group, indices in members.items():
+            part = task.score([hyps[i] for i in indices], [refs[i] for i in indices])
+            metrics.update({f"{mode}_{k}[{group}]": v for k, v in part.items()})
+            if mode == "beam":
+                shown = ", ".join(_format_metric(k, v) for k, v in part.items())
+                print(f"    {group} ({len(indices)}): {shown}")
         if mode == "beam":
             for s, h, r in list(zip(sources, hyps, refs, strict=True))[:show]:
                 mark = "ok" if h in r else "WRONG"
@@ -339,6 +360,29 @@ def evaluate_export(
         shown = ", ".join(_format_metric(k, v) for k, v in scores.items())
         print(f"{name:>6}: {shown} (baseline)")
     return metrics
+
+
+def group_members(sources: Sequence[str], groups: dict[str, list[str]]) -> dict[str, list[int]]:
+    """{group: indices of `sources` in it}, groups sorted by name; every source must be listed."""
+    missing = [s for s in sources if s not in groups]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} of {len(sources)} evaluation sources have no group in the split's "
+            f"sources file, e.g. {missing[0]}"
+        )
+    members: dict[str, list[int]] = {}
+    for index, source in enumerate(sources):
+        for group in groups[source]:
+            members.setdefault(group, []).append(index)
+    return dict(sorted(members.items()))
+
+
+def eval_split_groups(
+    task: Task, args: argparse.Namespace, split: str
+) -> dict[str, list[str]] | None:
+    """The task's per-source groups for the evaluation split's file (user or generated)."""
+    path = getattr(args, split, None) if args.train else task.split_files.get(split)
+    return task.source_groups(path) if path else None
 
 
 def _format_metric(name: str, value: float) -> str:
@@ -403,8 +447,11 @@ def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = ""
 
     result = checkpoint_export_and_check(inference, task, args, splits)
     result["history"] = history.history
-    eval_examples = splits.get("test") or splits["valid"]
-    result["metrics"] = evaluate_export(result["export_path"], task, eval_examples)
+    eval_split = "test" if splits.get("test") else "valid"
+    groups = eval_split_groups(task, args, eval_split)
+    result["metrics"] = evaluate_export(
+        result["export_path"], task, splits[eval_split], groups=groups
+    )
     for name in sorted(set(splits) - {"train", "valid", "test"}):  # extra held-out sets
         print(f"-- held-out set {name!r}")
         result[f"metrics_{name}"] = evaluate_export(result["export_path"], task, splits[name])
@@ -440,4 +487,4 @@ def evaluate_main(
         examples = task.read(test_path, args)
     except DataFormatError as error:
         raise SystemExit(f"error: {error}") from None
-    return evaluate_export(export_dir, task, examples)
+    return evaluate_export(export_dir, task, examples, groups=task.source_groups(test_path))

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from s2s_zoo.data.captions import read_caption_tsv, read_coco_captions
 from s2s_zoo.data.media_pipeline import make_image_dataset
 from s2s_zoo.data.media_preprocessors import ImagePreprocessor
 from s2s_zoo.data.tokenizer import train_sentencepiece
 from s2s_zoo.features.image import ImageFrontEnd
-from s2s_zoo.metrics import corpus_bleu
+from s2s_zoo.features.image_augment import ImageAugmentConfig
+from s2s_zoo.metrics import corpus_bleu, error_rates
 from s2s_zoo.tasks.base import Example, FileSourceTask, Splits, exact_match, register_task
 
 
@@ -24,12 +26,22 @@ class CaptioningTask(FileSourceTask):
         "max_target_length": 64,
         "front_end": {"height": 32, "width": 128},  # ImageFrontEnd arguments
         "default_task": {},  # arguments of make_digit_caption_task
+        # training-batch augmentation: comma list of affine,blur,noise,jitter,jpeg or "none"
+        "image_augment": "none",
+        "image_augment_settings": {},  # ImageAugmentConfig.from_names keywords (probability, ...)
     }
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--image-dir", help="image folder for COCO-style JSON annotations")
         parser.add_argument("--backbone-weights", help="local weights file for the CNN backbone")
         parser.add_argument("--freeze-backbone", action="store_true", help="train the decoder only")
+        parser.add_argument(
+            "--image-augment",
+            type=image_augment_names,
+            default=self.options["image_augment"],
+            help="augment training batches: comma list of affine,blur,noise,jitter,jpeg, or none "
+            "(default: %(default)s)",
+        )
 
     def read(self, path: str, args: argparse.Namespace) -> list[Example]:
         if path.endswith(".json"):
@@ -41,10 +53,11 @@ class CaptioningTask(FileSourceTask):
     def default_splits(self, args: argparse.Namespace) -> Splits:
         from s2s_zoo.tasks.captioning.digit_strips import make_digit_caption_task
 
-        print("No --train given: handwritten-digit strings (scikit-learn digits) -> words.")
+        print("No --train given: strings of handwritten and typeset digits -> words.")
         files = make_digit_caption_task(
             args.data_dir, seed=args.seed, **self.options["default_task"]
         )
+        self.split_files = dict(files)
         return {split: read_caption_tsv(path) for split, path in files.items()}
 
     def make_preprocessor(self, train: list[Example], args: argparse.Namespace):
@@ -64,13 +77,48 @@ class CaptioningTask(FileSourceTask):
             model.encoder.backbone.load_weights(args.backbone_weights)
             print(f"Backbone weights loaded from {args.backbone_weights}")
 
+    def augmentation(self, args: argparse.Namespace) -> ImageAugmentConfig | None:
+        """The training-batch augmentation the flags and options ask for (None: off)."""
+        config = ImageAugmentConfig.from_names(
+            args.image_augment, **self.options["image_augment_settings"]
+        )
+        return config if config.enabled else None
+
     def dataset(self, examples, preprocessor, args, training):
         return make_image_dataset(
-            examples, preprocessor, args.batch_size, shuffle=training, seed=args.seed
+            examples,
+            preprocessor,
+            args.batch_size,
+            shuffle=training,
+            seed=args.seed,
+            augment=self.augmentation(args) if training else None,
         )
 
     def score(self, hypotheses: Sequence[str], references: Sequence[list[str]]) -> dict:
+        """Exact match (any reference), WER/CER against the first reference, BLEU-4 (all)."""
+        rates = error_rates(hypotheses, [refs[0] for refs in references])
         return {
             "exact_match": exact_match(hypotheses, references),
+            **rates,
             "bleu4": corpus_bleu(hypotheses, references),
         }
+
+    def source_groups(self, split_path: str | Path) -> dict[str, list[str]] | None:
+        """Digit strips: handwriting, or "fonts" and the font family (`<split>.sources.tsv`)."""
+        from s2s_zoo.tasks.captioning.digit_strips import HANDWRITING, read_sources, sources_file
+
+        if not sources_file(split_path).is_file():
+            return None
+        return {
+            image: [source] if source == HANDWRITING else ["fonts", source]
+            for image, source in read_sources(split_path).items()
+        }
+
+
+def image_augment_names(value: str) -> str:
+    """argparse type of --image-augment: the names checked, spelled canonically."""
+    try:
+        config = ImageAugmentConfig.from_names(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return ",".join(config.enabled) or "none"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from s2s_zoo.data.asr_manifests import read_manifest
 from s2s_zoo.data.media_pipeline import make_audio_dataset
 from s2s_zoo.data.media_preprocessors import AudioPreprocessor
 from s2s_zoo.data.tokenizer import train_sentencepiece
 from s2s_zoo.features.audio import AudioFrontEnd
+from s2s_zoo.features.audio_augment import AudioAugmentConfig
 from s2s_zoo.metrics import error_rates
 from s2s_zoo.tasks.base import Example, FileSourceTask, Splits, exact_match, register_task
 
@@ -25,6 +27,9 @@ class SpeechTask(FileSourceTask):
         "front_end": {},  # AudioFrontEnd arguments
         "default_task": {},  # arguments of make_spoken_number_task
         "spec_augment": False,
+        # training-waveform augmentation: comma list of speed,noise,gain,reverb or "none"
+        "audio_augment": "none",
+        "audio_augment_settings": {},  # other AudioAugmentConfig fields (snr_db, ...)
     }
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -35,6 +40,13 @@ class SpeechTask(FileSourceTask):
             action=argparse.BooleanOptionalAction,
             default=self.options["spec_augment"],
             help="SpecAugment masking on training batches",
+        )
+        parser.add_argument(
+            "--audio-augment",
+            type=audio_augment_names,
+            default=self.options["audio_augment"],
+            help="augment training waveforms: comma list of speed,noise,gain,reverb, or none "
+            "(default: %(default)s)",
         )
 
     def read(self, path: str, args: argparse.Namespace) -> list[Example]:
@@ -52,6 +64,7 @@ class SpeechTask(FileSourceTask):
         files = make_spoken_number_task(
             args.data_dir, seed=args.seed, **self.options["default_task"]
         )
+        self.split_files = dict(files)
         return {split: read_manifest(path) for split, path in files.items()}
 
     def make_preprocessor(self, train: list[Example], args: argparse.Namespace):
@@ -62,7 +75,15 @@ class SpeechTask(FileSourceTask):
     def model_overrides(self, preprocessor, args: argparse.Namespace) -> dict:
         return {"feature_dim": preprocessor.front_end.feature_dim}
 
+    def augmentation(self, args: argparse.Namespace, sample_rate: int) -> AudioAugmentConfig | None:
+        """The training-waveform augmentation the flags and options ask for (None: off)."""
+        config = AudioAugmentConfig.from_names(
+            args.audio_augment, sample_rate=sample_rate, **self.options["audio_augment_settings"]
+        )
+        return config if config.enabled else None
+
     def dataset(self, examples, preprocessor, args, training):
+        rate = preprocessor.front_end.sample_rate
         return make_audio_dataset(
             examples,
             preprocessor,
@@ -70,8 +91,27 @@ class SpeechTask(FileSourceTask):
             shuffle=training,
             seed=args.seed,
             spec_augment=training and args.spec_augment,
+            augment=self.augmentation(args, rate) if training else None,
         )
 
     def score(self, hypotheses: Sequence[str], references: Sequence[list[str]]) -> dict:
         rates = error_rates(hypotheses, [refs[0] for refs in references])
         return {"exact_match": exact_match(hypotheses, references), **rates}
+
+    def source_groups(self, split_path: str | Path) -> dict[str, list[str]] | None:
+        """The engine of each utterance, from `<split>.sources.tsv` beside the manifest."""
+        from s2s_zoo.tasks.speech.sources import read_sources, sources_path
+
+        side = sources_path(split_path)
+        if not side.is_file():
+            return None
+        return {row.path: [row.engine] for row in read_sources(side)}
+
+
+def audio_augment_names(value: str) -> str:
+    """argparse type of --audio-augment: the names checked, spelled canonically."""
+    try:
+        config = AudioAugmentConfig.from_names(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return ",".join(config.enabled) or "none"
