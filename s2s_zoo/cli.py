@@ -338,10 +338,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_tensorflow_start() -> None:
+    """Import TensorFlow and initialise its devices with file descriptor 2 muted.
+
+    TF_CPP_MIN_LOG_LEVEL does not reach the messages printed while TensorFlow loads
+    (absl's pre-initialisation notice, CUDA stubs, `cuInit`, the CPU feature guard), so
+    standard error is pointed at /dev/null for that one step, then restored.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            import tensorflow as tf
+
+            tf.config.list_logical_devices()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, rest = build_parser().parse_known_args(argv)
-    if not args.verbose:  # before TensorFlow is imported: its C++ logging reads this once
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not args.verbose:
+        quiet_tensorflow_start()
     if getattr(args, "passes_rest", False):
         return args.func(args, rest)
     if rest:
