@@ -59,11 +59,15 @@ def train_sentencepiece(
     no `hard_vocab_limit`; small corpora (a few hundred distinct words) need it off,
     so that `vocab_size` is an upper bound instead of an error. Text is not
     normalized and the escape alphabet is always in the vocabulary, which makes
-    `SubwordTokenizer` lossless (see the module docstring).
+    `SubwordTokenizer` lossless (see the module docstring); `vocab_size` is raised
+    to hold at least every character of `texts` and that alphabet.
     """
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise ValueError("cannot train a tokenizer on no text")
+    # every character is a piece (coverage 1.0), the escape alphabet too, plus 4 specials
+    characters = set(ESCAPE_ALPHABET).union(*map(set, texts))
+    vocab_size = max(vocab_size, len(characters) + 4)
     writer = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(texts),
