@@ -47,7 +47,7 @@ def speech_like(rate: int, seconds: float = 1.0) -> np.ndarray:
     formant = 1200 + 600 * np.sin(2 * np.pi * 1.3 * t)
     x = np.zeros_like(t)
     for h in range(1, 80):
-        amp = 0.2 + np.exp(-(((h * f0) - formant) / 400) ** 2)
+        amp = 0.2 + np.exp(-((((h * f0) - formant) / 400) ** 2))
         x += np.where(h * f0 < min(7400, rate / 2), amp * np.sin(h * phase), 0.0)
     x *= 0.6 + 0.4 * np.sin(2 * np.pi * 2.5 * t)
     return 0.5 * x / np.max(np.abs(x))

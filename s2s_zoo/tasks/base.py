@@ -72,9 +72,7 @@ class Task:
         """Tokenizers trained on `train` and the source front end."""
         raise NotImplementedError
 
-    def make_joint_preprocessor(
-        self, train: list[Example], args: argparse.Namespace
-    ) -> TargetText:
+    def make_joint_preprocessor(self, train: list[Example], args: argparse.Namespace) -> TargetText:
         """Like `make_preprocessor`, with ONE tokenizer trained on sources + targets and
         used for both sides, for models that share embeddings across sides
         (`Seq2SeqModel.requires_joint_vocabulary`). Tasks whose sources are not text
