@@ -140,6 +140,16 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         path = bundle / name
         if path.is_file():
             print(f"{name}:\n{json.dumps(json.loads(path.read_text()), indent=2)}")
+    if (bundle / "model.json").is_file():
+        from s2s_zoo.bundle import load_bundle
+
+        limits = load_bundle(args.model, load_weights=False).limits()
+        print("effective limits (what the signatures enforce):")
+        source = limits["max_source_tokens"]
+        if source is not None:
+            print(f"  source: at most {source} tokens (EOS included); longer inputs are cut")
+        print(f"  output: at most {limits['max_output_tokens']} tokens (EOS included)")
+        print(f"  per item: {limits['output_budget']}")
     return 0
 
 

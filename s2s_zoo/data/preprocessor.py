@@ -115,7 +115,10 @@ class TextPreprocessor(TargetText):
     """Turns raw strings into id tensors for the model, and ids back into strings.
 
     Source ids are the subword ids plus EOS, truncated to `max_source_length`
-    (EOS included) so any input, even a 2,000-word one, has a bounded cost. Target
+    (EOS included) so any input, even a 2,000-word one, has a bounded cost; the
+    rest of a longer source is silently dropped. A model with a position table
+    (Transformer) lowers `max_source_length` / `max_target_length` to its size when
+    `Seq2SeqInference` is built (with a warning), so truncation is the only effect. Target
     ids give `target_in` (BOS + ids) and `target_out` (ids + EOS) for teacher forcing.
     """
 

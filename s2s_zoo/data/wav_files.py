@@ -2,8 +2,10 @@
 
 `load_wav` returns exactly what the exported graph's `AudioFrontEnd.decode_wav`
 returns for the same bytes when the file is at the model's rate, and resamples
-(scipy's polyphase filter) when it is not. `wav_bytes` is the inverse, used by the
-task generators and the tests to make WAV files.
+(scipy's polyphase filter) when it is not; the graph resamples with the same
+filter (`s2s_zoo.features.resample`), so the two agree to float32 rounding.
+`wav_bytes` is the inverse, used by the task generators and the tests to make WAV
+files.
 """
 
 from __future__ import annotations
