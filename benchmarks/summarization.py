@@ -17,6 +17,7 @@ are printed with the table.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -82,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, help="default: the catalog entry's")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--model-config", default="{}", help="JSON config overrides for every model (sizes)"
+    )
     args = parser.parse_args(argv)
 
     corpus = Path(args.corpus_dir)
@@ -118,7 +122,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.models.split(","):
         keras.utils.set_random_seed(args.seed)
         e = entry(name)
-        model = build_from_catalog(name, pre.source_vocab_size, pre.target_vocab_size)
+        model = build_from_catalog(
+            name, pre.source_vocab_size, pre.target_vocab_size, **json.loads(args.model_config)
+        )
         train = TrainConfig(**{**e.train, "epochs": 1000, "batch_size": args.batch_size})
         if args.learning_rate:
             train.learning_rate = args.learning_rate
