@@ -81,6 +81,7 @@ TINY_BY_ENCODER = {
         "conv_channels": 2,
         "feature_dim": 16,
     },
+    "memory_network": {"embedding_dim": 8, "hops": 2, "decoder_units": 16, "attention_units": 8},
     "transformer": {
         "hidden_dim": 16,
         "intermediate_dim": 32,

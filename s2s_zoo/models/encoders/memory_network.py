@@ -177,4 +177,4 @@ class MemoryNetworkEncoder(Encoder):
             "word_mask": word_mask,
             "word_follows": follows,
         }
-        return EncoderOutput(self.dropout(slots), mask, [state], extras)
+        return EncoderOutput(self.dropout(slots), mask, [state], extras=extras)
