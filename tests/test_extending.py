@@ -87,7 +87,7 @@ def toy_entry(monkeypatch):
         CatalogEntry(
             "toy_conv", "rnn",
             {"cell": "gru", "decoder_units": 32, "attention_units": 16, "embedding_dim": 16},
-            {"epochs": 6, "batch_size": 32, "learning_rate": 1e-2, "patience": 0},
+            {"epochs": 12, "batch_size": 32, "learning_rate": 1e-2, "patience": 0},
         ),
     )  # fmt: skip
 
@@ -102,7 +102,7 @@ def test_toy_task_and_family_through_the_runner(toy_entry, tmp_path):
     result = run(recipe, common(tmp_path))  # raises unless the Session check passed
     losses = result["history"]["loss"]
     assert losses[-1] < 0.7 * losses[0], losses
-    assert result["metrics"]["beam_exact_match"] > 0.3, result["metrics"]
+    assert result["metrics"]["beam_exact_match"] > 0.5, result["metrics"]  # copying: ~25%
     served = run_in_session(
         result["export_path"], [{"signature": "greedy", "inputs": {"inputs": ["a b c", ""]}}]
     )["results"][0]

@@ -32,6 +32,10 @@ def test_the_catalog_says_which_models_need_one_vocabulary():
     assert not requires_joint_vocabulary("transformer_tiny")  # decoder_output by default
     assert not requires_joint_vocabulary("gru_bahdanau")
     assert shared_model(40).requires_joint_vocabulary
+    # the summarization decoder shares its embedding and copies source ids by default
+    assert requires_joint_vocabulary("pointer_generator")
+    assert requires_joint_vocabulary("seq2seq_attention_summ")  # no copying, shared embedding
+    assert not requires_joint_vocabulary("seq2seq_attention_summ", share_embeddings=False)
 
 
 def test_two_vocabularies_of_the_same_size_are_refused():

@@ -11,7 +11,7 @@ from s2s_zoo.data.pipeline import make_dataset
 from s2s_zoo.export.conformance import check_serving
 from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
-from s2s_zoo.models.registry import build_from_catalog, catalog_names
+from s2s_zoo.models.registry import build_from_catalog, catalog_names, requires_joint_vocabulary
 from s2s_zoo.training.fit import TrainConfig, compile_model, fit, set_precision
 from tests.conftest import tiny_overrides
 from tests.test_catalog import media_examples, media_inference
@@ -41,8 +41,12 @@ def _train_decode_export(inference, dataset, samples, tmp_path):
 
 @pytest.mark.parametrize("policy", POLICIES, indirect=True)
 @pytest.mark.parametrize("name", catalog_names("token_ids"))
-def test_text_entry_under_mixed_precision(name, policy, tiny_preprocessor, tmp_path):
-    pairs, pre = tiny_preprocessor
+def test_text_entry_under_mixed_precision(
+    name, policy, tiny_preprocessor, tiny_joint_preprocessor, tmp_path
+):
+    # entries that share embeddings (the summarization ones) need one joint vocabulary
+    joint = requires_joint_vocabulary(name, **tiny_overrides(name))
+    pairs, pre = tiny_joint_preprocessor if joint else tiny_preprocessor
     keras.utils.set_random_seed(0)
     model = build_from_catalog(
         name, pre.source_vocab_size, pre.target_vocab_size, **tiny_overrides(name)

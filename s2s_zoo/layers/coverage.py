@@ -70,8 +70,12 @@ class CoverageAttention(keras.layers.Layer):
         return self.memory_projection(memory)
 
     def _attend(self, projected_query, memory, keys, coverage, memory_mask):
-        features = keys + projected_query[:, None, :] + coverage[..., None] * self.coverage_weight
-        scores = tf.reduce_sum(tf.tanh(features) * self.score_vector, axis=-1)  # [B, S]
+        # explicit casts: `step` runs outside __call__, where Keras' mixed-precision
+        # autocasting of float32 variables to the compute dtype does not apply
+        w_c = tf.cast(self.coverage_weight, keys.dtype)
+        v = tf.cast(self.score_vector, keys.dtype)
+        features = keys + projected_query[:, None, :] + coverage[..., None] * w_c
+        scores = tf.reduce_sum(tf.tanh(features) * v, axis=-1)  # [B, S]
         real = tf.cast(memory_mask, scores.dtype)
         scores = tf.where(tf.cast(memory_mask, tf.bool), scores, _MASKED_SCORE)
         weights = tf.nn.softmax(scores, axis=-1) * real  # exact zeros on padding

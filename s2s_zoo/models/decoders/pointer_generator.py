@@ -135,7 +135,11 @@ class PointerGeneratorDecoder(Decoder):
             self.switch = GenerationProbability(name="generation_probability")
             self.copy = CopyDistribution(name="copy_distribution")
         if c.coverage and c.coverage_loss_weight > 0:
-            self.coverage_term = CoverageLossTerm(c.coverage_loss_weight, name="coverage_loss")
+            # float32: under a mixed policy it would cast the float32 logits it passes
+            # through to float16, and the loss term is better summed in float32
+            self.coverage_term = CoverageLossTerm(
+                c.coverage_loss_weight, name="coverage_loss", dtype="float32"
+            )
 
     @property
     def has_attention(self) -> bool:
@@ -144,6 +148,11 @@ class PointerGeneratorDecoder(Decoder):
     @property
     def copies_source(self) -> bool:
         return self.config.copy_source
+
+    @classmethod
+    def requires_joint_vocabulary(cls, config: PointerGeneratorConfig) -> bool:
+        # copied source ids are output ids, and a shared embedding reads both sides
+        return config.copy_source or config.share_embeddings
 
     def share_source_embedding(self, encoder: Encoder) -> None:
         """With share_embeddings, the encoder reads tokens through the decoder's embedding."""
