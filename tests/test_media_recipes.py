@@ -198,16 +198,17 @@ def test_bad_wavs_get_an_error_and_leave_the_batch_alone(speech_run):
     result, data_dir = speech_run
     good = [p.read_bytes() for p in _first_files(data_dir, "test", n=2)]
     tone = np.sin(np.linspace(0, 2000, 22050)).astype(np.float32) * 0.3
-    wrong_rate = wav_bytes(tone, 22050)
+    resampled = wav_bytes(tone, 22050)  # another rate is resampled in the graph, not refused
+    too_slow = wav_bytes(tone[:2000], 2000)  # below the 4 kHz the front end accepts
     empty = wav_bytes(np.zeros(0, np.float32), 16000)
-    batch = [good[0], wrong_rate, empty, b"RIFF junk", good[1]]
+    batch = [good[0], too_slow, empty, b"RIFF junk", good[1], resampled]
     out = _served(result["export_path"], "beam", "audio", batch)
-    alone = _served(result["export_path"], "beam", "audio", [good[0], good[1]])
-    assert out["errors"][0] == out["errors"][4] == ""
-    assert "22050" in out["errors"][1] and "16000" in out["errors"][1]
+    alone = _served(result["export_path"], "beam", "audio", [good[0], good[1], resampled])
+    assert out["errors"][0] == out["errors"][4] == out["errors"][5] == ""
+    assert "2000 Hz" in out["errors"][1] and "4000" in out["errors"][1]
     assert out["errors"][2] and out["errors"][3]
     assert [out["outputs"][i] for i in (1, 2, 3)] == ["", "", ""]
-    assert [out["outputs"][0], out["outputs"][4]] == alone["outputs"]
+    assert [out["outputs"][i] for i in (0, 4, 5)] == alone["outputs"]
 
 
 def test_exported_audio_features_equal_the_training_pipeline(speech_run):
