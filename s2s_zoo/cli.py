@@ -348,12 +348,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def quiet_tensorflow_start() -> None:
-    """Import TensorFlow and initialise its devices with file descriptor 2 muted.
+def quiet_tensorflow_start(init_devices: bool = True) -> None:
+    """Import TensorFlow (and initialise its devices) with file descriptor 2 muted.
 
     TF_CPP_MIN_LOG_LEVEL does not reach the messages printed while TensorFlow loads
     (absl's pre-initialisation notice, CUDA stubs, `cuInit`, the CPU feature guard), so
     standard error is pointed at /dev/null for that one step, then restored.
+    `init_devices=False` only imports: a multi-worker strategy must configure the
+    collective ops before the devices are initialised ("Collective ops must be
+    configured at program startup").
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
@@ -363,16 +366,28 @@ def quiet_tensorflow_start() -> None:
             os.dup2(null.fileno(), 2)
             import tensorflow as tf
 
-            tf.config.list_logical_devices()
+            if init_devices:
+                tf.config.list_logical_devices()
     finally:
         os.dup2(saved, 2)
         os.close(saved)
 
 
+def _creates_a_strategy(rest: Sequence[str]) -> bool:
+    """Whether the training flags ask for a distribution strategy (--strategy X, or
+    --strategy=X with X other than "default")."""
+    for i, arg in enumerate(rest):
+        if arg == "--strategy" and i + 1 < len(rest):
+            return rest[i + 1] != "default"
+        if arg.startswith("--strategy="):
+            return arg.split("=", 1)[1] != "default"
+    return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, rest = build_parser().parse_known_args(argv)
     if not args.verbose:
-        quiet_tensorflow_start()
+        quiet_tensorflow_start(init_devices=not _creates_a_strategy(rest))
     if getattr(args, "passes_rest", False):
         return args.func(args, rest)
     if rest:

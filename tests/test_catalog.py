@@ -58,8 +58,12 @@ def test_entry_trains_decodes_exports_and_serves(name, text_preprocessor, tmp_pa
     assert greedy["outputs"].shape == (4,) and beam["nbest_outputs"].shape == (4, 2)
     assert int(tf.reduce_max(beam["lengths"])) <= 12
 
+    empty = inference.beam([])  # a client that filters its inputs can send none
+    assert empty["outputs"].shape == (0,) and empty["nbest_outputs"].shape == (0, 2)
+    assert inference.greedy([])["outputs"].shape == (0,)
+
     path = export_saved_model(inference, tmp_path / name)
-    report = check_serving(path, inference, texts=texts)
+    report = check_serving(path, inference, batches=[texts, []])
     assert report.ok, report.mismatches
 
 

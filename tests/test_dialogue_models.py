@@ -45,6 +45,10 @@ def toy_example(rng: random.Random, name: str, others: list[str]):
 
 @pytest.fixture(scope="module")
 def toy():
+    return toy_data()
+
+
+def toy_data():
     """Training examples and held-out ones whose entities never occur in training."""
     rng = random.Random(0)
     pool: set[str] = set()

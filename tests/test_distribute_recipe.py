@@ -13,22 +13,30 @@ import pytest
 from tests.test_distribute import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
-RECIPE = [
-    sys.executable, str(REPO / "recipes/translation/gru_bahdanau.py"), "--train-size", "300",
-    "--epochs", "1", "--batch-size", "16", "--vocab-size", "120", "--model-config",
+FLAGS = [
+    "--train-size", "300", "--epochs", "1", "--batch-size", "16", "--vocab-size", "120",
+    "--model-config",
     '{"embedding_dim": 8, "encoder_units": 8, "decoder_units": 16, "attention_units": 8}',
 ]  # fmt: skip
+LAUNCHERS = {
+    "recipe": [sys.executable, str(REPO / "recipes/translation/gru_bahdanau.py")],
+    # the CLI imports TensorFlow quietly first: it must not initialise the devices then
+    "cli": [sys.executable, "-m", "s2s_zoo.cli", "train", "--task", "translation", "--model",
+            "gru_bahdanau", "--name", "translation_gru_bahdanau"],
+}  # fmt: skip
 
 
 @pytest.mark.slow
-def test_recipe_on_two_workers_exports_once(tmp_path):
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_recipe_on_two_workers_exports_once(launcher, tmp_path):
     workers = [f"127.0.0.1:{p}" for p in free_ports(2)]
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     processes = []
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        args = [*RECIPE, "--strategy", "multi_worker", "--export-dir", str(tmp_path / "exported"),
-                "--checkpoint-dir", str(tmp_path / f"run{index}")]  # fmt: skip
+        out = ["--export-dir", str(tmp_path / "exported"), "--checkpoint-dir",
+               str(tmp_path / f"run{index}")]  # fmt: skip
+        args = [*LAUNCHERS[launcher], *FLAGS, "--strategy", "multi_worker", *out]
         processes.append(
             subprocess.Popen(args, env={**env, "TF_CONFIG": json.dumps(config)},
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -132,7 +132,9 @@ def test_two_real_exports_of_one_name_at_once(tmp_path):
     for path in paths:
         assert tf.saved_model.contains_saved_model(str(path))
         assert (path / "variables" / "variables.index").exists()
-        assert (path / "assets.extra" / "s2s_zoo" / "model.weights.h5").exists()
+        bundle = path / "assets.extra" / "s2s_zoo"
+        assert (bundle / "model.json").exists()  # the bundle: configs and vocabularies ...
+        assert not (bundle / "model.weights.h5").exists()  # ... the weights once, in variables/
     loaded = tf.saved_model.load(str(paths[1]))
     out = loaded.signatures["serving_default"](inputs=tf.constant([pairs[0][0]]))
     assert out["outputs"].shape[0] == 1

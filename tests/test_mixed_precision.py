@@ -6,9 +6,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from s2s_zoo.data.pipeline import make_dataset
-from s2s_zoo.export.conformance import check_serving
+from s2s_zoo.export.conformance import batch_inputs, check_serving
 from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
 from s2s_zoo.models.registry import build_from_catalog, catalog_names, requires_joint_vocabulary
@@ -70,3 +71,26 @@ def test_media_entry_under_mixed_precision(name, policy, tmp_path):
     make = make_image_dataset if image else make_audio_dataset
     samples = [open(p, "rb").read() for p, _ in pairs[:2]] + [b"garbage"]
     _train_decode_export(inference, make(pairs, inference.preprocessor, 16), samples, tmp_path)
+
+
+@pytest.mark.parametrize("policy", POLICIES, indirect=True)
+@pytest.mark.parametrize("name", catalog_names("dialogue"))
+def test_dialogue_entry_under_mixed_precision(name, policy, tmp_path):
+    from s2s_zoo.data.dialogue_pipeline import make_dialogue_dataset
+    from tests.test_dialogue_models import _inference, _requests, toy_data
+
+    train, _, proto = toy_data()
+    inference = _inference(name, proto)
+    config = TrainConfig(epochs=1, batch_size=16, learning_rate=1e-2, patience=0)
+    compile_model(inference.model.training_model, config)
+    dataset = make_dialogue_dataset(train[:64], inference.preprocessor, 16, seed=0)
+    history = fit(inference.model.training_model, dataset, None, config, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    samples = [*_requests(train[:2]), {"context": [], "kb": []}]
+    batch = batch_inputs(samples, ["context", "kb"])
+    tensors = [tf.constant(batch[k]) for k in ("context", "kb")]
+    beam = inference.beam(*tensors)
+    assert beam["scores"].dtype.name == "float32" and np.all(np.isfinite(beam["scores"]))
+    report = check_serving(export_saved_model(inference, tmp_path / "m"), inference, samples,
+                           score_tolerance=1e-2)  # fmt: skip
+    assert report.ok, report.mismatches

@@ -154,8 +154,14 @@ class TextPreprocessor(TargetText):
         return tf.concat([ids, tf.fill([ids.nrows(), 1], EOS_ID)], axis=1)
 
     def source_ids(self, texts: tf.Tensor) -> tf.Tensor:
-        """[batch] strings -> [batch, time] int32, EOS-terminated, 0-padded."""
-        return self.source_ragged(texts).to_tensor(default_value=PAD_ID)
+        """[batch] strings -> [batch, time] int32, EOS-terminated, 0-padded.
+
+        Always at least one time step: an empty batch gives [0, 1], because Keras RNN
+        layers read step 0 of their input and fail on a [0, 0] tensor (any non-empty
+        batch has EOS, so this only changes empty requests)."""
+        ids = self.source_ragged(texts).to_tensor(default_value=PAD_ID)
+        missing = tf.maximum(1 - tf.shape(ids)[1], 0)
+        return tf.pad(ids, [[0, 0], [0, missing]], constant_values=PAD_ID)
 
     def encode_source(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, None]:
         """[batch] strings -> (source ids, their lengths, no errors: any string is valid)."""

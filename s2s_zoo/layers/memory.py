@@ -31,9 +31,10 @@ HOP_UPDATES = ("add", "linear")
 
 def _position_formula(j_over_len: tf.Tensor, embedding_dim: int, dtype) -> tf.Tensor:
     """(1 - j/J) - (k/d)(1 - 2j/J) for j/J [..., L] and k = 1..d -> [..., L, d]."""
-    k = tf.range(1, embedding_dim + 1, dtype=dtype) / tf.cast(embedding_dim, dtype)
-    ratio = j_over_len[..., None]
-    return (1.0 - ratio) - k * (1.0 - 2.0 * ratio)
+    # in float32, then cast: tf.range has no float16 kernel (mixed_float16 policies)
+    k = tf.range(1, embedding_dim + 1, dtype=tf.float32) / float(embedding_dim)
+    ratio = tf.cast(j_over_len, tf.float32)[..., None]
+    return tf.cast((1.0 - ratio) - k * (1.0 - 2.0 * ratio), dtype)
 
 
 def position_encoding(sentence_len: int | tf.Tensor, embedding_dim: int) -> tf.Tensor:
