@@ -96,6 +96,26 @@ def mirrored_run(replicas: int, out: str) -> None:
     if replicas > 1:
         result["uneven"] = uneven_split_check(strategy)
     np.savez(Path(out) / f"weights-{replicas}.npz", *model.get_weights())
+
+    # Again with a clipnorm that is active at every step: Keras alone would clip each
+    # replica's half of the gradient; training.optimizers clips their sum.
+    from s2s_zoo.training.optimizers import ClipAfterAllReduce
+
+    class ClippedSGD(ClipAfterAllReduce, keras.optimizers.SGD):
+        pass
+
+    with strategy.scope():
+        inference = make_tiny_inference(pairs, seed=0)
+        inference.model.training_model.compile(
+            optimizer=ClippedSGD(0.5, clipnorm=0.05), loss=SequenceLoss(),
+            metrics=[MaskedAccuracy()],
+        )  # fmt: skip
+    model = inference.model.training_model
+    clipped = fit(
+        model, make_dataset(pairs, inference.preprocessor, BATCH, seed=0), None, config, 0
+    )
+    result["clipped_history"] = clipped.history
+    np.savez(Path(out) / f"clipped-{replicas}.npz", *model.get_weights())
     (Path(out) / f"result-{replicas}.json").write_text(json.dumps(result))
 
 
@@ -157,6 +177,15 @@ def test_two_replicas_train_like_one(tmp_path):
     )
     assert moved > 0.05  # training did move the weights
     for a, b in zip(one, two_w, strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    # With active clipping too: same loss, same weights, and clipping did change them.
+    np.testing.assert_allclose(
+        two_result["clipped_history"]["loss"], one_result["clipped_history"]["loss"], rtol=1e-5
+    )
+    clipped_one = weights_of(tmp_path / "clipped-1.npz")
+    clipped_two = weights_of(tmp_path / "clipped-2.npz")
+    assert max(np.abs(a - b).max() for a, b in zip(one, clipped_one, strict=True)) > 0.05
+    for a, b in zip(clipped_one, clipped_two, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
     # An uneven split (2 rows + 1 row): each replica reports global mean / 2 and the
     # replicas' gradients together are the one-device gradient of the global mean.

@@ -26,6 +26,7 @@ from s2s_zoo.training.distribute import (
     shard_by_data,
 )
 from s2s_zoo.training.losses import MaskedAccuracy, SequenceLoss
+from s2s_zoo.training.optimizers import Adam
 from s2s_zoo.training.resume import (
     SkipDone,
     TrainingBackup,
@@ -100,7 +101,7 @@ def make_optimizer(config: TrainConfig) -> keras.optimizers.Optimizer:
         if config.warmup_steps
         else config.learning_rate
     )
-    return keras.optimizers.Adam(
+    return Adam(  # clips the replicas' summed gradient (see training/optimizers.py)
         learning_rate,
         clipnorm=config.clipnorm,
         gradient_accumulation_steps=config.accumulate if config.accumulate > 1 else None,
