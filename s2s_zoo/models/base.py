@@ -119,6 +119,11 @@ class Decoder:
         """Whether the decoder copies source token ids into its output (one joint vocabulary)."""
         return False
 
+    def output_bias(self):
+        """The bias variable of the vocabulary logits, for `training.priors` to start at the
+        target unigram distribution; None (the default): leave the decoder as built."""
+        return None
+
     def share_source_embedding(self, encoder: Encoder) -> None:
         """Hook for decoders that tie their embedding with the encoder's; default: none."""
 

@@ -36,6 +36,7 @@ from s2s_zoo.models.registry import (
 from s2s_zoo.tasks.base import Example, Splits, Task, get_task
 from s2s_zoo.training.distribute import STRATEGIES, is_chief, make_strategy
 from s2s_zoo.training.fit import TrainConfig, compile_model, fit, set_precision
+from s2s_zoo.training.priors import init_output_bias, target_log_prior
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -240,7 +241,8 @@ def build_inference(
         loaded = load_bundle(args.init_from)
         print(f"Fine-tuning from {args.init_from}: its vocabulary and architecture are kept.")
         return Seq2SeqInference(loaded.preprocessor, loaded.model, decoding)
-    if requires_joint_vocabulary(recipe.model, **recipe.model_overrides, **extra):
+    # merged first: --model-config may override a key the recipe sets (a TypeError before)
+    if requires_joint_vocabulary(recipe.model, **{**recipe.model_overrides, **extra}):
         preprocessor = task.make_joint_preprocessor(train, args)  # or a clear refusal
     else:
         preprocessor = task.make_preprocessor(train, args)
@@ -250,6 +252,8 @@ def build_inference(
         recipe.model, source_vocab, preprocessor.target_vocab_size, **overrides
     )
     task.after_build(model, args)
+    # a fresh model starts predicting the target unigram distribution (training.priors)
+    init_output_bias(model.decoder, target_log_prior(preprocessor, [t for _, t in train]))
     return Seq2SeqInference(preprocessor, model, decoding)
 
 

@@ -122,6 +122,10 @@ class RNNDecoder(Decoder):
     def has_attention(self) -> bool:
         return self.attention is not None
 
+    def output_bias(self):
+        # the runner starts it at log p(token): see s2s_zoo.training.priors for why
+        return self.output_projection.bias
+
     # -- graph pieces ---------------------------------------------------------------------
 
     def _initial_states(self, encoded: EncoderOutput) -> list[list]:
