@@ -80,7 +80,10 @@ def regression_data(seed: int = 0):
 
 def linear_model(seed: int = 0) -> keras.Model:
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.Dense(1)])
+    # dropout: its random stream must continue across a resume too
+    dropout = keras.layers.Dropout(0.3, seed=3)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), dropout,
+                              keras.layers.Dense(1)])  # fmt: skip
     model.compile(keras.optimizers.Adam(WarmupInverseSqrt(0.05, 5)), "mse")
     return model
 

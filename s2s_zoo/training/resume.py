@@ -64,6 +64,7 @@ class ResumePoint:
     weights: Path
     early_stopping: dict | None = None
     epoch_batches: int | None = None  # batches in a full epoch, once one has been seen
+    seed_states: list | None = None  # the seed generators' states (see `seed_states`)
 
 
 def read_backup(backup_dir: str | Path) -> ResumePoint | None:
@@ -79,6 +80,7 @@ def read_backup(backup_dir: str | Path) -> ResumePoint | None:
             weights=Path(backup_dir) / state["weights"],
             early_stopping=state.get("early_stopping"),
             epoch_batches=state.get("epoch_batches"),
+            seed_states=state.get("seed_states"),
         )
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{state_path}: not a training backup state ({error!r})") from None
@@ -88,10 +90,32 @@ def read_backup(backup_dir: str | Path) -> ResumePoint | None:
 
 
 def restore(model: keras.Model, point: ResumePoint) -> None:
-    """Load a backup's model and optimizer state into a compiled, built `model`."""
+    """Load a backup's model, optimizer and random state into a compiled, built `model`."""
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)
     model.load_weights(point.weights)
+    states = seed_states(model)
+    if point.seed_states is not None:
+        if len(point.seed_states) != len(states):
+            raise ValueError(
+                f"the backup has {len(point.seed_states)} random-seed states, the model "
+                f"{len(states)}: it was written for another model"
+            )
+        for variable, value in zip(states, point.seed_states, strict=True):
+            variable.assign(np.asarray(value, variable.dtype))
+
+
+def seed_states(model: keras.Model) -> list:
+    """The state variables of the model's random seed generators (dropout masks).
+
+    `save_weights` leaves them out, so a resumed run would draw the dropout masks of
+    a fresh start; backups store them to continue the very same random stream.
+    """
+    return [
+        generator.state
+        for layer in model._flatten_layers(include_self=True)
+        for generator in getattr(layer, "_seed_generators", [])
+    ]
 
 
 def resume_dataset(dataset: tf.data.Dataset, point: ResumePoint | None) -> tf.data.Dataset:
@@ -210,6 +234,7 @@ class TrainingBackup(keras.callbacks.Callback):
             "batch": batch,
             "weights": weights,
             "epoch_batches": self._epoch_batches,
+            "seed_states": [v.numpy().tolist() for v in seed_states(self.model)],
         }
         if self.early_stopping is not None:
             state["early_stopping"] = _early_stopping_state(
