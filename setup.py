@@ -24,7 +24,7 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6", "hypothesis>=6.100,<7"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "hypothesis>=6.100,<7"],
         # ROUGE: rouge-score; its Porter stemmer (nltk) and the Unicode tokenizer's `regex`
         # are imported directly, so they are listed too
         "metrics": [
