@@ -182,6 +182,10 @@ class SummarizationTask(Task):
             proto, proto, args.max_source_tokens + 1, args.max_target_tokens + 1
         )
 
+    def make_joint_preprocessor(self, train: list[Example], args: argparse.Namespace):
+        """Summaries always get one joint vocabulary (`make_preprocessor`)."""
+        return self.make_preprocessor(train, args)
+
     def dataset(self, examples, preprocessor, args, training):
         split = "train" if training else "valid"
         self.truncation[split] = count_truncated(examples, preprocessor)
