@@ -1,11 +1,11 @@
 """Every catalog entry trains, decodes and exports under mixed_float16 and mixed_bfloat16
 (both run on CPU); scores stay float32.
 
-Each (entry, policy) pair trains one batch, decodes greedy and beam in process and
-exports (which traces every signature: where the float16 failures showed). The
-Session-path check, a fresh process each, runs for every entry under one of the two
-policies, alternating along the catalog, so each policy is served by half the
-entries (every encoder and decoder family under at least one policy).
+Each (entry, policy) pair trains one batch and decodes greedy and beam in process (the
+search loop, where the float16 failures showed). Every entry is also exported (which
+traces every signature) and checked on the Session path, a fresh process each, under
+one of the two policies, alternating along the catalog: each policy is served by half
+the entries, and every encoder and decoder family under at least one policy.
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def _train(inference, dataset) -> None:
 
 
 def _export_and_serve(inference, samples, tmp_path, serve: bool) -> None:
-    path = export_saved_model(inference, tmp_path / "m")
     if serve:
+        path = export_saved_model(inference, tmp_path / "m")
         report = check_serving(path, inference, samples, score_tolerance=1e-2)
         assert report.ok, report.mismatches
 

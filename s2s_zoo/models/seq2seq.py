@@ -112,8 +112,21 @@ class Seq2SeqModel:
     def run_encoder(self, source: tf.Tensor | tuple | list) -> tuple[list, tf.Tensor]:
         """Source features -> (the decoder's encoder tensors, real memory positions [batch])."""
         source = list(source) if isinstance(source, tuple | list) else source
-        *tensors, memory_lengths = self.encoder_model(source, training=False)
-        return tensors, tf.cast(memory_lengths, tf.int32)
+        parts = source if isinstance(source, list) else [source]
+        batch = tf.shape(parts[0])[0]
+        # An empty request runs the encoder on one zero row, then keeps none of it: some
+        # CPU kernels reject a zero-sized batch (oneDNN's fused Conv2D+ReLU in the speech
+        # encoder fails "input depth must be evenly divisible by filter depth").
+        padded = [
+            tf.concat([p, tf.zeros(tf.concat([[1 - tf.minimum(batch, 1)], tf.shape(p)[1:]], 0),
+                                   p.dtype)], 0)
+            for p in parts
+        ]  # fmt: skip
+        *tensors, memory_lengths = self.encoder_model(
+            padded if isinstance(source, list) else padded[0], training=False
+        )
+        tensors = [t[:batch] for t in tensors]
+        return tensors, tf.cast(memory_lengths[:batch], tf.int32)
 
     def start(
         self, tensors: list, max_length: tf.Tensor | int | None = None
