@@ -193,6 +193,8 @@ def test_media_entry_trains_decodes_exports_and_serves(name, tmp_path):
     greedy, beam = inference.greedy(samples), inference.beam(samples)
     assert greedy["outputs"].shape == (4,) and beam["nbest_outputs"].shape == (4, 2)
     assert [e == b"" for e in beam["errors"].numpy()] == [True, True, True, False]
+    empty = inference.beam([])  # no items: empty rows, not a kernel error on a zero batch
+    assert empty["outputs"].shape == (0,) and empty["nbest_outputs"].shape == (0, 2)
     path = export_saved_model(inference, tmp_path / name)
     report = check_serving(path, inference, texts=samples)
     assert report.ok, report.mismatches
