@@ -8,6 +8,11 @@ replicas first sum their gradients, clip the sum (as one device would), and hand
 replica 1/R of it, so Keras' own sum afterwards rebuilds exactly the clipped gradient.
 That costs a second all-reduce, only when clipping is on and R > 1; it keeps every
 other Keras code path (accumulation, weight decay, loss scaling) untouched.
+
+Only on one machine (MirroredStrategy), where it is tested. Under
+MultiWorkerMirroredStrategy the same arithmetic ended on other weights than a
+one-process run in the two-worker test (cause not found yet), so there Keras' own
+per-replica clipping stays: equal to one process while clipping is inactive.
 """
 
 from __future__ import annotations
@@ -22,7 +27,10 @@ class ClipAfterAllReduce:
     def _clip_gradients(self, grads):
         context = tf.distribute.get_replica_context()
         clipping = self.clipnorm or self.global_clipnorm or self.clipvalue
-        if not clipping or context is None or context.num_replicas_in_sync == 1:
+        multi_worker = isinstance(
+            tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy
+        )
+        if not clipping or context is None or context.num_replicas_in_sync == 1 or multi_worker:
             return super()._clip_gradients(grads)
         present = [i for i, g in enumerate(grads) if g is not None]
         summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
