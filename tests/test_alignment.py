@@ -109,3 +109,15 @@ def test_reverse_source_attention_columns_follow_the_source_pieces(tiny_preproce
         np.testing.assert_allclose(got, by_memory[:, ::-1], atol=1e-5)  # column i = len-1-i
         assert not out["attention"].numpy()[row, :steps, n:].any()  # padding columns
         assert got.max() > 0.5 and not np.allclose(got, by_memory, atol=0.05)  # not uniform
+
+
+def test_alignment_gives_the_beam_one_best_on_a_trained_model(trained_inference, number_splits):
+    """`alignment` searches with one hypothesis, `beam` with num_hypotheses > 1: the 1-best
+    must not depend on that (issue 10: an early stop rule made them differ)."""
+    inference = trained_inference
+    assert inference.decoding.num_hypotheses > 1 and inference.decoding.length_penalty > 0
+    texts = [s for s, _ in number_splits["test"][:40]]
+    beam = inference.signatures["beam"](tf.constant(texts))
+    aligned = inference.signatures["alignment"](tf.constant(texts))
+    assert aligned["outputs"].numpy().tolist() == beam["outputs"].numpy().tolist()
+    np.testing.assert_allclose(aligned["scores"].numpy(), beam["scores"].numpy(), atol=1e-5)

@@ -184,8 +184,8 @@ def test_copying_produces_entities_never_seen_in_training(toy):
     train_words = {w for c, k, r in train for t in (*c, *k, r) for w in t.split()}
     assert not {r.split()[-1] for _, _, r in test} & train_words  # truly unseen entities
     copying = _inference("mem2seq_dialog", proto)
-    _train(copying, train, epochs=8)
+    _train(copying, train, epochs=20)
     generating = _inference("memn2n_dialog", proto)
-    _train(generating, train, epochs=8)
+    _train(generating, train, epochs=20)
     assert _accuracy(copying, test) >= 0.6
     assert _accuracy(generating, test) <= 0.1
