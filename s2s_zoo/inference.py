@@ -318,9 +318,9 @@ def _check_joint_vocabulary(preprocessor: TargetText, model: Seq2SeqModel) -> No
     source = getattr(preprocessor, "source_proto", None)
     if source is None or source != preprocessor.target_proto:
         raise ValueError(
-            "this model shares its embedding between source and target "
-            "(share_embeddings='all'), so both sides need ONE joint SentencePiece model, "
-            "but the preprocessor has "
+            "this model shares token ids between source and target (a shared embedding, "
+            "or copying source tokens into its output), so both sides must share one "
+            "vocabulary (ONE joint SentencePiece model), but the preprocessor has "
             + ("no source vocabulary" if source is None else "two different ones")
             + "; train one on sources + targets (Task.make_joint_preprocessor)"
         )

@@ -19,8 +19,6 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-_MASKED_SCORE = -1e9
-
 
 class CoverageAttention(keras.layers.Layer):
     """Additive (Bahdanau) attention with a coverage feature, masking padding memory.
@@ -77,7 +75,9 @@ class CoverageAttention(keras.layers.Layer):
         features = keys + projected_query[:, None, :] + coverage[..., None] * w_c
         scores = tf.reduce_sum(tf.tanh(features) * v, axis=-1)  # [B, S]
         real = tf.cast(memory_mask, scores.dtype)
-        scores = tf.where(tf.cast(memory_mask, tf.bool), scores, _MASKED_SCORE)
+        # the dtype's lowest value, not a constant: -1e9 is -inf in float16, and a row with
+        # no real position would then give NaN instead of all-zero weights
+        scores = tf.where(tf.cast(memory_mask, tf.bool), scores, scores.dtype.min)
         weights = tf.nn.softmax(scores, axis=-1) * real  # exact zeros on padding
         context = tf.einsum("bs,bsd->bd", weights, tf.cast(memory, weights.dtype))
         return context, weights

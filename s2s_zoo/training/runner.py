@@ -253,7 +253,8 @@ def build_inference(
     )
     task.after_build(model, args)
     # a fresh model starts predicting the target unigram distribution (training.priors)
-    init_output_bias(model.decoder, target_log_prior(preprocessor, [t for _, t in train]))
+    if model.decoder.output_bias() is not None:  # counting costs a pass over the targets
+        init_output_bias(model.decoder, target_log_prior(preprocessor, [t for _, t in train]))
     return Seq2SeqInference(preprocessor, model, decoding)
 
 
