@@ -72,7 +72,7 @@ def recipe_for(task: str, model: str, name: str | None = None) -> Recipe:
 def argument_parser(recipe: Recipe, task: Task, description: str = "") -> argparse.ArgumentParser:
     """Every recipe's options: data, the task's own, training, decoding, export."""
     train, decoding = recipe.train_config(), recipe.decoding_config()
-    p = argparse.ArgumentParser(description=description or recipe.name)
+    p = argparse.ArgumentParser(description=description or recipe.name, allow_abbrev=False)
     p.add_argument("--train", help="training data (formats: see the task's readers)")
     p.add_argument("--valid", help="validation data (same formats); required with --train")
     p.add_argument("--test", help="held-out data to evaluate the exported model on")
