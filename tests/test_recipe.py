@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from s2s_zoo.data.readers import DataFormatError, write_pairs
@@ -38,7 +39,18 @@ def common_args(tmp_path: Path) -> list[str]:
             "--checkpoint-dir", str(tmp_path / "run")]  # fmt: skip
 
 
-def test_train_on_files_then_fine_tune_into_a_new_version(tmp_path):
+def test_train_on_files_then_fine_tune_into_a_new_version(tmp_path, monkeypatch):
+    from s2s_zoo.bundle import load_bundle
+    from s2s_zoo.training import runner
+
+    starts = []  # the weights each run's training starts from
+
+    def recording_fit(model, *args, **kwargs):
+        starts.append([w.copy() for w in model.get_weights()])
+        return real_fit(model, *args, **kwargs)
+
+    real_fit = runner.fit
+    monkeypatch.setattr(runner, "fit", recording_fit)
     train = tmp_path / "train.tsv"
     valid = tmp_path / "valid.jsonl"
     write_pairs(train, [number_pair(n) for n in range(300)])
@@ -84,7 +96,11 @@ def test_train_on_files_then_fine_tune_into_a_new_version(tmp_path):
             v2 / "assets.extra/s2s_zoo" / vocab
         )
     # fine-tuning continued from the exported weights: it starts where version 1 ended
-    assert second["history"]["loss"][0] < first["history"]["loss"][0]
+    exported = load_bundle(v1).model.training_model.get_weights()
+    assert len(starts) == 2 and len(starts[1]) == len(exported)
+    for start, weight in zip(starts[1], exported, strict=True):
+        np.testing.assert_array_equal(start, weight)
+    assert any(not np.array_equal(a, b) for a, b in zip(starts[0], starts[1], strict=True))
 
 
 def test_custom_jsonl_field_names(tmp_path):
