@@ -1,7 +1,7 @@
 """Every catalog entry trains, decodes and exports under mixed_float16 and mixed_bfloat16
 (both run on CPU); scores stay float32.
 
-Each (entry, policy) pair trains one batch and decodes greedy and beam in process (the
+Each (entry, policy) pair trains one batch and decodes with beam search in process (the
 search loop, where the float16 failures showed). Every entry is also exported (which
 traces every signature) and checked on the Session path, a fresh process each, under
 one of the two policies, alternating along the catalog: each policy is served by half
@@ -60,9 +60,10 @@ def _export_and_serve(inference, samples, tmp_path, serve: bool) -> None:
 
 def _train_decode_export(inference, dataset, samples, tmp_path, serve: bool):
     _train(inference, dataset)
-    greedy, beam = inference.greedy(samples), inference.beam(samples)
-    assert greedy["scores"].dtype.name == "float32" and beam["scores"].dtype.name == "float32"
-    assert np.all(np.isfinite(beam["scores"].numpy()))
+    beam = inference.beam(samples)  # greedy shares the decoder step; served pairs run it too
+    assert beam["scores"].dtype.name == "float32" and np.all(np.isfinite(beam["scores"].numpy()))
+    if serve:
+        assert inference.greedy(samples)["scores"].dtype.name == "float32"
     _export_and_serve(inference, samples, tmp_path, serve)
 
 
