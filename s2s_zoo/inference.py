@@ -101,13 +101,6 @@ class Seq2SeqInference(tf.Module):
                 "coverage_penalty needs a model whose decoder attends over the source; "
                 f"this {model.decoder.type_name!r} decoder leaves no attention weights"
             )
-        joint = getattr(preprocessor, "source_proto", None) == preprocessor.target_proto
-        if model.decoder.copies_source and not joint:
-            raise ValueError(
-                "the decoder copies source tokens into its output, so source and target must "
-                "share one vocabulary (one SentencePiece model for both sides); this "
-                "preprocessor has two different ones"
-            )
         self.preprocessor = preprocessor
         self.model = model
         self.decoding = decoding
@@ -312,7 +305,8 @@ class Seq2SeqInference(tf.Module):
 
 
 def _check_joint_vocabulary(preprocessor: TargetText, model: Seq2SeqModel) -> None:
-    """A model that shares embeddings across sides needs one tokenizer for both."""
+    """A model that shares token ids across sides (a shared embedding, or copying source
+    tokens into its output) needs one tokenizer for both."""
     if not model.requires_joint_vocabulary:
         return
     source = getattr(preprocessor, "source_proto", None)

@@ -114,11 +114,6 @@ class Decoder:
         """Most output tokens (EOS included) `step` supports; None: no limit."""
         return None
 
-    @property
-    def copies_source(self) -> bool:
-        """Whether the decoder copies source token ids into its output (one joint vocabulary)."""
-        return False
-
     def output_bias(self):
         """The bias variable of the vocabulary logits, for `training.priors` to start at the
         target unigram distribution; None (the default): leave the decoder as built."""

@@ -112,19 +112,17 @@ class Seq2SeqModel:
     def run_encoder(self, source: tf.Tensor | tuple | list) -> tuple[list, tf.Tensor]:
         """Source features -> (the decoder's encoder tensors, real memory positions [batch])."""
         source = list(source) if isinstance(source, tuple | list) else source
-        parts = source if isinstance(source, list) else [source]
-        batch = tf.shape(parts[0])[0]
+        batch = tf.shape(source[0] if isinstance(source, list) else source)[0]
         # An empty request runs the encoder on one zero row, then keeps none of it: some
         # CPU kernels reject a zero-sized batch (oneDNN's fused Conv2D+ReLU in the speech
         # encoder fails "input depth must be evenly divisible by filter depth").
-        padded = [
-            tf.concat([p, tf.zeros(tf.concat([[1 - tf.minimum(batch, 1)], tf.shape(p)[1:]], 0),
-                                   p.dtype)], 0)
-            for p in parts
-        ]  # fmt: skip
-        *tensors, memory_lengths = self.encoder_model(
-            padded if isinstance(source, list) else padded[0], training=False
-        )
+        missing = 1 - tf.minimum(batch, 1)  # 1 for an empty batch, else 0
+
+        def one_row_at_least(x):
+            return tf.concat([x, tf.zeros(tf.concat([[missing], tf.shape(x)[1:]], 0), x.dtype)], 0)
+
+        padded = tf.nest.map_structure(one_row_at_least, source)
+        *tensors, memory_lengths = self.encoder_model(padded, training=False)
         tensors = [t[:batch] for t in tensors]
         return tensors, tf.cast(memory_lengths[:batch], tf.int32)
 

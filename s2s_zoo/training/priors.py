@@ -42,14 +42,17 @@ def target_log_prior(
     return np.log(counts / counts.sum()).astype("float32")
 
 
-def init_output_bias(decoder, log_prior: np.ndarray) -> bool:
-    """Set the decoder's output bias (its `output_bias()` hook) to `log_prior`.
+def init_output_bias(decoder, preprocessor: TargetText, targets: Sequence[str]) -> bool:
+    """Set the decoder's output bias (its `output_bias()` hook) to the log prior of
+    `targets`.
 
-    Returns False, changing nothing, for decoders without such a bias.
+    Returns False, changing nothing (and counting nothing: that costs a pass over the
+    targets), for decoders without such a bias.
     """
     bias = decoder.output_bias()
     if bias is None:
         return False
+    log_prior = target_log_prior(preprocessor, targets)
     if tuple(bias.shape) != tuple(log_prior.shape):
         raise ValueError(f"output bias {tuple(bias.shape)} vs prior {tuple(log_prior.shape)}")
     bias.assign(log_prior)

@@ -36,7 +36,7 @@ from s2s_zoo.models.registry import (
 from s2s_zoo.tasks.base import Example, Splits, Task, get_task
 from s2s_zoo.training.distribute import STRATEGIES, is_chief, make_strategy
 from s2s_zoo.training.fit import TrainConfig, compile_model, fit, set_precision
-from s2s_zoo.training.priors import init_output_bias, target_log_prior
+from s2s_zoo.training.priors import init_output_bias
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -253,8 +253,7 @@ def build_inference(
     )
     task.after_build(model, args)
     # a fresh model starts predicting the target unigram distribution (training.priors)
-    if model.decoder.output_bias() is not None:  # counting costs a pass over the targets
-        init_output_bias(model.decoder, target_log_prior(preprocessor, [t for _, t in train]))
+    init_output_bias(model.decoder, preprocessor, [t for _, t in train])
     return Seq2SeqInference(preprocessor, model, decoding)
 
 

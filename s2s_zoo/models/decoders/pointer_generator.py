@@ -145,10 +145,6 @@ class PointerGeneratorDecoder(Decoder):
     def has_attention(self) -> bool:
         return True
 
-    @property
-    def copies_source(self) -> bool:
-        return self.config.copy_source
-
     @classmethod
     def requires_joint_vocabulary(cls, config: PointerGeneratorConfig) -> bool:
         # copied source ids are output ids, and a shared embedding reads both sides
