@@ -16,7 +16,12 @@ from s2s_zoo.decoding import beam_search, greedy_search
 from s2s_zoo.export.conformance import check_serving
 from s2s_zoo.export.saved_model import export_saved_model
 from s2s_zoo.inference import DecodingConfig, Seq2SeqInference
-from s2s_zoo.models.registry import build_from_catalog, build_from_json, catalog_names, entry
+from s2s_zoo.models.registry import (
+    build_from_catalog,
+    build_from_json,
+    catalog_names,
+    requires_joint_vocabulary,
+)
 from s2s_zoo.training.fit import TrainConfig, compile_model, fit
 from tests.conftest import tiny_overrides
 
@@ -26,7 +31,7 @@ NAMES = catalog_names("token_ids")  # image and audio entries: tests/test_media_
 @pytest.fixture
 def text_preprocessor(request, name):
     """Pairs and a preprocessor; one joint vocabulary for decoders that copy or share it."""
-    joint = entry(name).decoder == "pointer_generator"
+    joint = requires_joint_vocabulary(name, **tiny_overrides(name))
     return request.getfixturevalue("tiny_joint_preprocessor" if joint else "tiny_preprocessor")
 
 
