@@ -104,6 +104,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 if error:
                     reason = error.decode("utf-8")
                     print(f"warning: {name}: {reason} (empty output)", file=sys.stderr)
+            if "source_truncated_tokens" in out:
+                cut = out["source_truncated_tokens"].numpy()
+                for index, count in enumerate(cut):
+                    if count:
+                        where = f"line {done - len(names) + index + 1}"
+                        print(
+                            f"warning: {where}: the source is {count} tokens over the model's "
+                            "limit; only part of it was read (see s2s-zoo inspect)",
+                            file=sys.stderr,
+                        )
             for row_texts, row_scores in zip(texts, scores, strict=True):
                 for text, score in zip(row_texts, row_scores, strict=True):
                     line = text.decode("utf-8")
@@ -147,7 +157,10 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print("effective limits (what the signatures enforce):")
         source = limits["max_source_tokens"]
         if source is not None:
-            print(f"  source: at most {source} tokens (EOS included); longer inputs are cut")
+            print(
+                f"  source: at most {source} tokens (EOS included); longer inputs are cut, "
+                "and each cut is reported in the output source_truncated_tokens"
+            )
         print(f"  output: at most {limits['max_output_tokens']} tokens (EOS included)")
         print(f"  per item: {limits['output_budget']}")
     return 0

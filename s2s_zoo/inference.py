@@ -182,11 +182,11 @@ class Seq2SeqInference(tf.Module):
         return self._limits(memory_lengths, errors)
 
     def _encode(self, inputs: tuple[tf.Tensor, ...], max_length: tf.Tensor | None = None):
-        source, _, errors = self.preprocessor.encode_source(*inputs)
+        source, _, errors, truncated = self.preprocessor.encode_source_reporting(*inputs)
         tensors, memory_lengths = self.model.run_encoder(source)
         limits = self._limits(memory_lengths, errors, max_length)
         memory, state = self.model.start(tensors, decode_steps(limits))
-        return memory, state, limits, errors
+        return memory, state, limits, (errors, truncated)
 
     def _controls(self) -> dict:
         """The search's output controls from the decoding config (greedy and beam)."""
@@ -202,8 +202,13 @@ class Seq2SeqInference(tf.Module):
             "source_mask": memory.get("mask"),
         }
 
-    def _with_errors(self, outputs: dict[str, tf.Tensor], errors) -> dict[str, tf.Tensor]:
-        """Blank the outputs of unreadable items and report why (image/audio only)."""
+    def _with_reports(self, outputs: dict[str, tf.Tensor], reports) -> dict[str, tf.Tensor]:
+        """Blank the outputs of unreadable items and report why (image/audio `errors`),
+        and report how many source pieces each item lost to the length limit (text
+        `source_truncated_tokens`: 0 when the whole source was read)."""
+        errors, truncated = reports
+        if truncated is not None:
+            outputs["source_truncated_tokens"] = truncated
         if errors is None:
             return outputs
         bad = errors != ""
@@ -228,15 +233,15 @@ class Seq2SeqInference(tf.Module):
         }
 
     def _greedy(self, *inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        memory, state, limits, errors = self._encode(inputs)
+        memory, state, limits, reports = self._encode(inputs)
         result = greedy_search(
             self.model.step, state, memory, limits, BOS_ID, EOS_ID, PAD_ID, **self._controls()
         )
         outputs = self._best_outputs(result.ids, result.scores, result.content_lengths)
-        return self._with_errors(outputs, errors)
+        return self._with_reports(outputs, reports)
 
     def _run_beam(self, inputs, beam_size, num_hypotheses, max_length=None, record=()):
-        memory, state, limits, errors = self._encode(inputs, max_length)
+        memory, state, limits, reports = self._encode(inputs, max_length)
         result = beam_search(
             self.model.step,
             state,
@@ -253,18 +258,18 @@ class Seq2SeqInference(tf.Module):
             **self._coverage(memory),
         )
         if record:
-            return result
+            return result, reports
         outputs = self._best_outputs(
             result.ids[:, 0], result.scores[:, 0], result.content_lengths[:, 0]
         )
         outputs["nbest_outputs"] = self._strings(result.ids, result.content_lengths)
         outputs["nbest_scores"] = result.scores
-        return self._with_errors(outputs, errors)
+        return self._with_reports(outputs, reports)
 
     def _alignment(self, *inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         """Best beam hypothesis with its attention over source pieces, for heatmaps."""
         d = self.decoding
-        result = self._run_beam(inputs, d.beam_size, 1, record=("attention",))
+        result, reports = self._run_beam(inputs, d.beam_size, 1, record=("attention",))
         ids, lengths = result.ids[:, 0], result.content_lengths[:, 0]
         outputs = self._best_outputs(ids, result.scores[:, 0], lengths)
         source_ids = self.preprocessor.source_ids(*inputs)
@@ -273,7 +278,7 @@ class Seq2SeqInference(tf.Module):
         # columns in the order of `source_tokens` (e.g. un-reversed for reverse_source)
         outputs["attention"] = self.model.encoder.memory_to_source(attention, source_lengths)
         outputs["source_tokens"] = self.preprocessor.source_pieces(source_ids, source_lengths)
-        return outputs
+        return self._with_reports(outputs, reports)
 
     def _beam(self, *inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         d = self.decoding

@@ -53,6 +53,18 @@ def test_predict_greedy_beam_and_nbest(exported, number_splits, tmp_path):
         assert float(first[0]) >= float(second[0])
 
 
+def test_predict_warns_of_each_truncated_source_by_line(exported):
+    _, path = exported
+    long = " ".join(["seven hundred and twelve"] * 50)
+    result = s2s_zoo(
+        "predict", "--model", str(path), "--mode", "greedy", stdin=f"one\n{long}\ntwo\n"
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 3
+    warnings = [line for line in result.stderr.splitlines() if "over the model's limit" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: line 2: the source is ")
+
+
 def test_inspect_and_check(exported):
     _, path = exported
     inspect = s2s_zoo("inspect", str(path))

@@ -167,9 +167,11 @@ def proto():
 def test_flat_preprocessor_truncates_from_the_left(proto):
     pre = FlatDialoguePreprocessor(proto, max_source_length=6)
     context, kb = tf.constant([["hi there", "hello", "here it is"]]), tf.constant([[""]])
-    full = pre.source_tokenizer.tokenize(pre.flat_text(context, kb))[0].numpy().tolist()
+    full = pre.source_tokenizer.tokenize(pre.source_texts(context, kb))[0].numpy().tolist()
     ids = pre.source_ids(context, kb).numpy()[0].tolist()
     assert ids == full[-5:] + [EOS_ID]
+    *_, truncated = pre.encode_source_reporting(context, kb)
+    assert truncated.numpy().tolist() == [len(full) - 5]  # the oldest pieces, reported
     # an empty request is just EOS
     assert pre.source_ids(tf.constant([[""]]), tf.constant([[""]])).numpy().tolist() == [[EOS_ID]]
 

@@ -79,6 +79,44 @@ def test_every_signature_survives_odd_inputs(exported):
             assert all(row == sorted(row, reverse=True) for row in result["nbest_scores"])
 
 
+def test_truncated_sources_are_reported_per_item_on_the_session_path(exported):
+    """A source over max_source_length is cut, and every signature says by how much:
+    `source_truncated_tokens` is 0 for inputs read whole (invalid UTF-8 and NUL bytes
+    included) and the exact count of pieces not read for over-long ones."""
+    inference, path = exported
+    keep = inference.preprocessor.max_source_length - 1  # one position is EOS
+    sp = spm.SentencePieceProcessor(model_proto=inference.preprocessor.source_proto)
+    word = "x" * 100_000  # one 100k-character word
+    twenty_k = " ".join(["seven"] * 20_000)
+    texts = ["three hundred", LONG, b"\xff\xfe bad utf-8", b"nul\x00byte", word, twenty_k, ""]
+    want = [max(len(sp.encode(t.strip())) - keep, 0) if isinstance(t, str) else 0 for t in texts]
+    assert want[0] == want[2] == want[3] == want[6] == 0 and min(want[1], want[4], want[5]) > 0
+    calls = [{"signature": n, "inputs": {"inputs": texts}} for n in ("beam", "greedy", "alignment")]
+    calls.append(
+        {
+            "signature": "nbest",
+            "inputs": {"inputs": texts, "beam_size": 2, "num_hypotheses": 2, "max_length": 5},
+        }
+    )
+    for call, result in zip(calls, run_in_session(path, calls)["results"], strict=True):
+        assert result["source_truncated_tokens"] == want, call["signature"]
+        assert len(result["outputs"]) == len(texts)
+    raw = tf.constant([t.encode() if isinstance(t, str) else t for t in texts])
+    assert inference.beam(raw)["source_truncated_tokens"].numpy().tolist() == want
+
+
+def test_a_batch_of_256_mixed_requests_gives_256_rows(exported, number_splits):
+    _, path = exported
+    pool = [s for s, _ in number_splits["test"]] + ODD_INPUTS
+    texts = [pool[i % len(pool)] for i in range(256)]
+    (result,) = run_in_session(path, [{"signature": "beam", "inputs": {"inputs": texts}}])[
+        "results"
+    ]
+    assert len(result["outputs"]) == len(result["source_truncated_tokens"]) == 256
+    first = {t: o for t, o in zip(texts, result["outputs"], strict=True)}
+    assert all(first[t] == o for t, o in zip(texts, result["outputs"], strict=True))
+
+
 def test_output_pieces_come_from_the_target_vocabulary(exported, number_splits):
     """Guards against the two SentencePiece models being mixed up inside the SavedModel."""
     inference, path = exported

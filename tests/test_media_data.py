@@ -43,7 +43,8 @@ def test_caption_tsv_round_trip_with_several_captions_per_image(tmp_path, images
 
 @pytest.mark.parametrize(
     "line, reason",
-    [("img/0.png", "expected image_path<TAB>caption"), ("img/0.png\t ", "empty caption"),
+    [("img/0.png", r"expected 2 tab-separated fields \(image_path<TAB>caption\)"),
+     ("img/0.png\t ", r"caption field \(column 2\) is empty"),
      ("img/9.png\ta cow", "image file not found")],
 )  # fmt: skip
 def test_caption_tsv_errors_name_file_and_line(tmp_path, images, line, reason):

@@ -140,6 +140,9 @@ def test_truncation_to_max_lengths(protos):
     ids = rows(pre.source_ids(tf.constant([long_source, "one"])))
     assert ids[0] == [*full_source[:3], EOS_ID]
     assert ids[1][-1] == PAD_ID and EOS_ID in ids[1]
+    # the cut is reported per item: every piece past the 3 kept, none for a short source
+    *_, truncated = pre.encode_source_reporting(tf.constant([long_source, "one", ""]))
+    assert truncated.numpy().tolist() == [len(full_source) - 3, 0, 0]
 
     target_in, target_out = pre.target_in_out(tf.constant([long_target]))
     assert rows(target_in) == [[BOS_ID, *full_target[:4]]]

@@ -15,11 +15,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from s2s_zoo.data.readers import DataFormatError
+from s2s_zoo.data.readers import DataFormatError, Pairs, detect_format, resolve_data_file
 
 __all__ = ["read_manifest", "write_manifest"]
 
-Pairs = list[tuple[str, str]]
 PathLike = str | os.PathLike[str]
 _EXTENSIONS = {
     ".csv": "csv",
@@ -28,24 +27,6 @@ _EXTENSIONS = {
     ".json": "jsonl",
     ".ndjson": "jsonl",
 }
-_FORMATS = ("csv", "tsv", "jsonl")
-
-
-def _manifest_format(path: Path, file_format: str | None) -> str:
-    """The explicit format, else the one the extension names; never a guess."""
-    if file_format is not None:
-        fmt = file_format.lower().lstrip(".")
-        if fmt not in _FORMATS:
-            raise ValueError(f"{path}: unknown file_format {file_format!r}; use one of {_FORMATS}")
-        return fmt
-    suffix = path.suffix.lower()
-    if suffix not in _EXTENSIONS:
-        shown = repr(suffix) if suffix else "no extension"
-        raise ValueError(
-            f"{path}: cannot tell the manifest format from {shown}; name it .csv, .tsv or "
-            f".jsonl, or pass file_format='csv', 'tsv' or 'jsonl'"
-        )
-    return _EXTENSIONS[suffix]
 
 
 def _jsonl_rows(path: Path, lines: Iterator[str]) -> Iterator[tuple[int, dict]]:
@@ -101,10 +82,7 @@ def _pair(path: Path, number: int, row: dict, fields: tuple[str, str]) -> tuple[
         raise DataFormatError(str(path), number, f"empty transcript (field {fields[1]!r})")
     if not audio_field:
         raise DataFormatError(str(path), number, f"empty audio path (field {fields[0]!r})")
-    audio = (path.resolve().parent / audio_field).resolve()
-    if not audio.is_file():
-        raise DataFormatError(str(path), number, f"audio file not found: {audio}")
-    return str(audio), transcript
+    return resolve_data_file(path, number, audio_field, "audio"), transcript
 
 
 def read_manifest(
@@ -120,7 +98,7 @@ def read_manifest(
     `file_format` is given. Transcripts have their whitespace collapsed.
     """
     path = Path(path)
-    fmt = _manifest_format(path, file_format)
+    fmt = detect_format(path, file_format, _EXTENSIONS)
     fields = (path_field, transcript_field)
     if path_field == transcript_field:
         raise ValueError(f"path_field and transcript_field must differ, both are {path_field!r}")

@@ -11,38 +11,23 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from s2s_zoo.data.readers import DataFormatError
+from s2s_zoo.data.readers import DataFormatError, Pairs, read_pairs, resolve_data_file
 
-Pairs = list[tuple[str, str]]
 _HEADERS = {("image_path", "caption"), ("image", "caption"), ("path", "caption")}
 
 
 def read_caption_tsv(path: str | Path) -> Pairs:
-    """(image, caption) pairs; image paths are relative to the TSV's folder."""
-    path = Path(path)
-    base = path.resolve().parent
+    """(image, caption) pairs from `image_path<TAB>caption` lines (`read_pairs`' TSV, so
+    the same strictness), with an optional header line; image paths are relative to
+    the TSV's folder. Captions have their outer whitespace stripped."""
+    report = read_pairs(path, file_format="tsv", tsv_columns=("image_path", "caption"))
     pairs: Pairs = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) != 2:
-                raise DataFormatError(
-                    str(path), number, f"expected image_path<TAB>caption, got {len(fields)} fields"
-                )
-            image, caption = fields[0].strip(), fields[1].strip()
-            if number == 1 and (image.lower(), caption.lower()) in _HEADERS:
-                continue
-            if not caption:
-                raise DataFormatError(str(path), number, "empty caption")
-            image_path = (base / image).resolve()
-            if not image_path.is_file():
-                raise DataFormatError(str(path), number, f"image file not found: {image_path}")
-            pairs.append((str(image_path), caption))
+    for (image, caption), number in zip(report.pairs, report.line_numbers, strict=True):
+        if number == 1 and (image.strip().lower(), caption.strip().lower()) in _HEADERS:
+            continue
+        pairs.append((resolve_data_file(path, number, image, "image"), caption.strip()))
     if not pairs:
-        raise DataFormatError(str(path), 0, "no (image, caption) lines")
+        raise DataFormatError(str(path), 0, "no (image, caption) lines, only a header")
     return pairs
 
 

@@ -36,7 +36,7 @@ from typing import Any
 import tensorflow as tf
 
 from s2s_zoo.data.preprocessor import TargetText, TextPreprocessor, register_preprocessor
-from s2s_zoo.data.tokenizer import EOS_ID, PAD_ID
+from s2s_zoo.data.tokenizer import PAD_ID
 from s2s_zoo.layers.memory import dialogue_memory
 
 SILENCE = "<SILENCE>"
@@ -217,27 +217,17 @@ class FlatDialoguePreprocessor(TextPreprocessor):
     def input_specs(self) -> list[tf.TensorSpec]:
         return list(DIALOGUE_INPUTS)
 
-    def flat_text(self, context: tf.Tensor, kb: tf.Tensor) -> tf.Tensor:
+    def source_texts(self, *inputs: tf.Tensor) -> tf.Tensor:
+        context, kb = inputs
         return flatten_dialogue(
             conversation_turns(context, self.max_turns), kb_facts(kb, self.max_facts)
         )
 
-    def source_ragged(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        """[B] flattened strings -> their last max_source_length - 1 pieces + EOS."""
-        ids = self.source_tokenizer.tokenize(texts)
-        keep = self.max_source_length - 1
+    def keep_pieces(self, ids: tf.RaggedTensor, keep: int) -> tf.RaggedTensor:
+        """The last `keep` pieces of each row: the oldest turns go first."""
         start = tf.maximum(ids.row_lengths() - keep, 0)
         tail = tf.ragged.range(ids.row_starts() + start, ids.row_limits())
-        ids = tf.gather(ids.values, tail)
-        return tf.concat([ids, tf.fill([ids.nrows(), 1], EOS_ID)], axis=1)
-
-    def source_ids(self, context: tf.Tensor, kb: tf.Tensor) -> tf.Tensor:
-        return self.source_ragged(self.flat_text(context, kb)).to_tensor(PAD_ID)
-
-    def encode_source(self, context: tf.Tensor, kb: tf.Tensor):
-        source_ids = self.source_ids(context, kb)
-        lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
-        return source_ids, lengths, None
+        return tf.gather(ids.values, tail)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "max_turns": self.max_turns, "max_facts": self.max_facts}

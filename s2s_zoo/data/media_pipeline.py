@@ -18,11 +18,10 @@ import numpy as np
 import tensorflow as tf
 
 from s2s_zoo.data.media_preprocessors import AudioPreprocessor, ImagePreprocessor
+from s2s_zoo.data.readers import Pair
 from s2s_zoo.features.audio_augment import AudioAugmentConfig, augment_batches
 from s2s_zoo.features.image_augment import ImageAugmentConfig, augment_images, batch_seeds
 from s2s_zoo.features.spec_augment import spec_augment as mask_features
-
-Pairs = Sequence[tuple[str, str]]
 
 
 def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
@@ -32,7 +31,7 @@ def _finish(ds: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def make_image_dataset(
-    pairs: Pairs,
+    pairs: Sequence[Pair],
     preprocessor: ImagePreprocessor,
     batch_size: int,
     shuffle: bool = True,
@@ -82,7 +81,7 @@ def make_image_dataset(
     return _finish(ds)
 
 
-def load_waveforms(pairs: Pairs, sample_rate: int) -> list[np.ndarray]:
+def load_waveforms(pairs: Sequence[Pair], sample_rate: int) -> list[np.ndarray]:
     """Every file of `pairs` as float32 mono at `sample_rate` (resampled when needed)."""
     from s2s_zoo.data.wav_files import load_wav
 
@@ -90,7 +89,7 @@ def load_waveforms(pairs: Pairs, sample_rate: int) -> list[np.ndarray]:
 
 
 def make_audio_dataset(
-    pairs: Pairs,
+    pairs: Sequence[Pair],
     preprocessor: AudioPreprocessor,
     batch_size: int,
     shuffle: bool = True,

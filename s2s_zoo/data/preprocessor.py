@@ -53,6 +53,12 @@ class TargetText(tf.Module):
     def encode_source(self, inputs: tf.Tensor):
         raise NotImplementedError
 
+    def encode_source_reporting(self, *inputs: tf.Tensor):
+        """`encode_source` plus a [batch] int32 count of source pieces each item lost to
+        the preprocessor's length limit, or None where nothing is ever cut (served as
+        the `source_truncated_tokens` output, so a cut is never silent)."""
+        return (*self.encode_source(*inputs), None)
+
     def preprocess_outputs(self, inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         """What the encoder sees, for the `preprocess` signature (`exports_preprocess`)."""
         raise NotImplementedError
@@ -115,8 +121,9 @@ class TextPreprocessor(TargetText):
     """Turns raw strings into id tensors for the model, and ids back into strings.
 
     Source ids are the subword ids plus EOS, truncated to `max_source_length`
-    (EOS included) so any input, even a 2,000-word one, has a bounded cost; the
-    rest of a longer source is silently dropped. A model with a position table
+    (EOS included) so any input, even a 20,000-word one, has a bounded cost; how many
+    pieces each input lost is reported (`encode_source_reporting`, and the exports'
+    `source_truncated_tokens` output). A model with a position table
     (Transformer) lowers `max_source_length` / `max_target_length` to its size when
     `Seq2SeqInference` is built (with a warning), so truncation is the only effect. Target
     ids give `target_in` (BOS + ids) and `target_out` (ids + EOS) for teacher forcing.
@@ -147,27 +154,49 @@ class TextPreprocessor(TargetText):
     def source_vocab_size(self) -> int:
         return self.source_tokenizer.vocab_size
 
+    def source_texts(self, *inputs: tf.Tensor) -> tf.Tensor:
+        """The serving inputs as one [batch] string tensor to tokenize."""
+        (texts,) = inputs
+        return tf.strings.strip(texts)
+
+    def keep_pieces(self, ids: tf.RaggedTensor, keep: int) -> tf.RaggedTensor:
+        """At most `keep` pieces of each row: the first ones."""
+        return ids[:, :keep]
+
+    def source_ragged_reporting(self, texts: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
+        """[batch] strings -> (ragged int32 ids, EOS-terminated (never empty); [batch]
+        pieces cut beyond `max_source_length`)."""
+        ids = self.source_tokenizer.tokenize(texts)
+        keep = self.max_source_length - 1  # one position is EOS
+        dropped = tf.cast(tf.maximum(ids.row_lengths() - keep, 0), tf.int32)
+        ids = self.keep_pieces(ids, keep)
+        return tf.concat([ids, tf.fill([ids.nrows(), 1], EOS_ID)], axis=1), dropped
+
     def source_ragged(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """[batch] strings -> ragged int32 ids, EOS-terminated (never empty)."""
-        ids = self.source_tokenizer.tokenize(tf.strings.strip(texts))
-        ids = ids[:, : self.max_source_length - 1]
-        return tf.concat([ids, tf.fill([ids.nrows(), 1], EOS_ID)], axis=1)
+        return self.source_ragged_reporting(self.source_texts(texts))[0]
 
-    def source_ids(self, texts: tf.Tensor) -> tf.Tensor:
-        """[batch] strings -> [batch, time] int32, EOS-terminated, 0-padded.
+    def encode_source_reporting(self, *inputs: tf.Tensor):
+        """[batch] strings -> (source ids [batch, time] int32, EOS-terminated, 0-padded;
+        their lengths; no errors: any string is valid; pieces cut per item).
 
         Always at least one time step: an empty batch gives [0, 1], because Keras RNN
         layers read step 0 of their input and fail on a [0, 0] tensor (any non-empty
         batch has EOS, so this only changes empty requests)."""
-        ids = self.source_ragged(texts).to_tensor(default_value=PAD_ID)
+        ragged, dropped = self.source_ragged_reporting(self.source_texts(*inputs))
+        ids = ragged.to_tensor(default_value=PAD_ID)
         missing = tf.maximum(1 - tf.shape(ids)[1], 0)
-        return tf.pad(ids, [[0, 0], [0, missing]], constant_values=PAD_ID)
-
-    def encode_source(self, inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, None]:
-        """[batch] strings -> (source ids, their lengths, no errors: any string is valid)."""
-        source_ids = self.source_ids(inputs)
+        source_ids = tf.pad(ids, [[0, 0], [0, missing]], constant_values=PAD_ID)
         lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
-        return source_ids, lengths, None
+        return source_ids, lengths, None, dropped
+
+    def encode_source(self, *inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, None]:
+        """`encode_source_reporting` without the truncation counts."""
+        return self.encode_source_reporting(*inputs)[:3]
+
+    def source_ids(self, *inputs: tf.Tensor) -> tf.Tensor:
+        """The serving inputs -> [batch, time] int32 source ids (see `encode_source`)."""
+        return self.encode_source(*inputs)[0]
 
     def source_pieces(self, ids: tf.Tensor, lengths: tf.Tensor) -> tf.Tensor:
         """Like `target_pieces`, for source ids (EOS shows as "</s>")."""

@@ -23,8 +23,12 @@ from pathlib import Path
 
 __all__ = [
     "DataFormatError",
+    "Pair",
+    "Pairs",
     "ReadReport",
+    "detect_format",
     "read_pairs",
+    "resolve_data_file",
     "write_pairs",
 ]
 
@@ -41,6 +45,7 @@ _EXTENSIONS = {
 _TSV_FORBIDDEN = (("\t", "a tab"), ("\n", "a newline"), ("\r", "a carriage return"))
 
 Pair = tuple[str, str]
+Pairs = list[Pair]  # what every reader returns: (source, target) in file order
 PathLike = str | os.PathLike[str]
 
 
@@ -74,6 +79,9 @@ class ReadReport:
     path: str
     pairs: list[Pair] = field(default_factory=list)
     skipped_blank: int = 0
+    # 1-based line of each pair, so callers that check pairs further (e.g. that a
+    # caption's image exists) can still name the line
+    line_numbers: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
         """One-line human-readable account of what was read, for logs."""
@@ -83,27 +91,39 @@ class ReadReport:
         return f"{self.path}: {n} {pairs_word}, {self.skipped_blank} blank {lines_word} skipped"
 
 
-def _resolve_format(path: PathLike, file_format: str | None) -> str:
-    """Pick the format explicitly or from the extension; never guess silently."""
+def detect_format(
+    path: PathLike, file_format: str | None, extensions: dict[str, str] = _EXTENSIONS
+) -> str:
+    """The explicit `file_format`, else the one `path`'s extension names in `extensions`
+    (extension -> format); an unknown one is an error, never a guess."""
+    formats = sorted(set(extensions.values()))
     if file_format is not None:
         fmt = file_format.lower().lstrip(".")
-        if fmt not in _FORMATS:
+        if fmt not in formats:
             raise ValueError(
                 f"{os.fspath(path)}: unknown file_format {file_format!r}; "
-                f"expected one of {', '.join(repr(f) for f in _FORMATS)}"
+                f"expected one of {', '.join(repr(f) for f in formats)}"
             )
         return fmt
     suffix = Path(path).suffix.lower()
-    try:
-        return _EXTENSIONS[suffix]
-    except KeyError:
-        accepted = ", ".join(f"{ext} ({fmt})" for ext, fmt in _EXTENSIONS.items())
+    if suffix not in extensions:
+        accepted = ", ".join(f"{ext} ({fmt})" for ext, fmt in extensions.items())
         shown = repr(suffix) if suffix else "no extension"
+        options = " or ".join(f"file_format={f!r}" for f in formats)
         raise ValueError(
             f"{os.fspath(path)}: cannot infer the data format from {shown}; "
-            f"accepted extensions: {accepted}; "
-            f"or pass file_format='tsv' or file_format='jsonl'"
-        ) from None
+            f"accepted extensions: {accepted}; or pass {options}"
+        )
+    return extensions[suffix]
+
+
+def resolve_data_file(listing: PathLike, line_number: int, value: str, what: str) -> str:
+    """Absolute path of a media file a data listing names (relative to the listing's
+    folder, or absolute); a missing file is a `DataFormatError` at that line."""
+    resolved = (Path(listing).resolve().parent / value.strip()).resolve()
+    if not resolved.is_file():
+        raise DataFormatError(os.fspath(listing), line_number, f"{what} file not found: {resolved}")
+    return str(resolved)
 
 
 def _decode_lines(data: bytes, path: str, encoding: str) -> list[str]:
@@ -133,15 +153,15 @@ def _decode_lines(data: bytes, path: str, encoding: str) -> list[str]:
     return lines
 
 
-def _parse_tsv_line(line: str, path: str, line_number: int) -> Pair:
+def _parse_tsv_line(line: str, path: str, line_number: int, names: tuple[str, str]) -> Pair:
     fields = line.split("\t")
     if len(fields) != 2:
-        reason = f"expected 2 tab-separated fields (source<TAB>target), found {len(fields)}"
+        reason = f"expected 2 tab-separated fields ({names[0]}<TAB>{names[1]}), found {len(fields)}"
         if len(fields) == 1:
             reason += " (is the separator a tab rather than spaces?)"
         raise DataFormatError(path, line_number, reason)
     source, target = fields
-    for column, (name, value) in enumerate((("source", source), ("target", target)), 1):
+    for column, (name, value) in enumerate(zip(names, (source, target), strict=True), 1):
         if not value.strip():
             raise DataFormatError(path, line_number, f"{name} field (column {column}) is empty")
     return source, target
@@ -197,16 +217,18 @@ def read_pairs(
     source_field: str = "source",
     target_field: str = "target",
     encoding: str = "utf-8",
+    tsv_columns: tuple[str, str] = ("source", "target"),
 ) -> ReadReport:
     """Read (source, target) pairs, failing loudly on the first malformed line.
 
     ``file_format`` is ``"tsv"`` or ``"jsonl"``; when omitted it is inferred
     from the extension (.tsv/.txt -> tsv, .jsonl/.json/.ndjson -> jsonl).
-    ``source_field``/``target_field`` name the JSON keys (ignored for TSV).
+    ``source_field``/``target_field`` name the JSON keys (ignored for TSV);
+    ``tsv_columns`` names the TSV columns in error messages.
     Blank lines are skipped and counted in the report; a file without a
     single pair is an error, since training on nothing is never intended.
     """
-    fmt = _resolve_format(path, file_format)
+    fmt = detect_format(path, file_format)
     if fmt == "jsonl" and source_field == target_field:
         raise ValueError(f"source_field and target_field must differ, both are {source_field!r}")
     path_str = os.fspath(path)
@@ -220,10 +242,11 @@ def read_pairs(
             report.skipped_blank += 1
             continue
         if fmt == "tsv":
-            pair = _parse_tsv_line(line, path_str, line_number)
+            pair = _parse_tsv_line(line, path_str, line_number, tsv_columns)
         else:
             pair = _parse_jsonl_line(line, path_str, line_number, source_field, target_field)
         report.pairs.append(pair)
+        report.line_numbers.append(line_number)
 
     if not report.pairs:
         if not lines:
@@ -268,7 +291,7 @@ def write_pairs(
     Every pair is validated before the file is opened, so an invalid pair
     never leaves a half-written file behind.
     """
-    fmt = _resolve_format(path, file_format)
+    fmt = detect_format(path, file_format)
     if fmt == "jsonl" and source_field == target_field:
         raise ValueError(f"source_field and target_field must differ, both are {source_field!r}")
     checked = [_check_pair(i, pair, fmt) for i, pair in enumerate(pairs)]

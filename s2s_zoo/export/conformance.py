@@ -78,10 +78,12 @@ def run_in_session(
 ) -> dict[str, Any]:
     """Run `calls` ([{"signature": name, "inputs": {name: value}}]) in a fresh process.
 
+    Input values may hold bytes (sent as {"b64": ...}, TF Serving's REST convention).
     Returns {"signatures": [...], "results": [{output name: nested lists} or None when the
     SavedModel has no such signature, ...]}.
     """
-    request = json.dumps({"export_dir": str(Path(export_dir).resolve()), "calls": list(calls)})
+    calls = [{**call, "inputs": {k: _wire(v) for k, v in call["inputs"].items()}} for call in calls]
+    request = json.dumps({"export_dir": str(Path(export_dir).resolve()), "calls": calls})
     proc = subprocess.run(
         [sys.executable, "-c", _SESSION_SCRIPT],
         input=request,

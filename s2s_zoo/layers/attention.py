@@ -22,8 +22,8 @@ class MemoryAttention(keras.layers.Layer):
 
     >>> att = MemoryAttention("bahdanau", 8, query_dim=4, memory_dim=6, name="att")
     >>> memory = keras.ops.zeros((2, 5, 6)); query = keras.ops.zeros((2, 3, 4))
-    >>> mask = keras.ops.ones((2, 5), "bool")
-    >>> context, weights = att(query, memory, att.keys(memory), None, mask)
+    >>> query_mask = keras.ops.ones((2, 3), "bool"); mask = keras.ops.ones((2, 5), "bool")
+    >>> context, weights = att(query, memory, att.keys(memory), query_mask, mask)
     >>> tuple(context.shape), tuple(weights.shape)
     ((2, 3, 6), (2, 3, 5))
     """

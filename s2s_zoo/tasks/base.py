@@ -11,13 +11,16 @@ module that subclasses `Task` and registers itself with `@register_task`.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import tensorflow as tf
 
+from s2s_zoo.data.pipeline import make_dataset
 from s2s_zoo.data.preprocessor import TargetText
+from s2s_zoo.data.readers import read_pairs
+from s2s_zoo.data.tokenizer import train_sentencepiece
 from s2s_zoo.registry import registrar
 
 Example = tuple[str, str]  # (source, target): source text, or a media file path
@@ -137,9 +140,32 @@ class Task:
 
 
 class FileSourceTask(Task):
-    """A task whose sources are media files (images, audio) sent as bytes."""
+    """A task whose sources are media files (images, audio) sent as bytes, read by a
+    front end (`front_end_class`) into features, with a generated default corpus."""
 
     unreadable = b"this is neither an image nor a WAV file"
+    front_end_class: ClassVar[type]  # called with the task option "front_end"
+    preprocessor_class: ClassVar[type]  # (target proto, front end, max target length)
+    default_corpus: ClassVar[str] = ""  # what `default_splits` makes, for the log
+
+    def generate_default_files(self, args: argparse.Namespace) -> dict[str, Path]:
+        """Write the built-in corpus under `args.data_dir`: split name -> data file."""
+        raise NotImplementedError
+
+    def read_split(self, path: str | Path) -> list[Example]:
+        """One generated split file's examples."""
+        raise NotImplementedError
+
+    def default_splits(self, args: argparse.Namespace) -> Splits:
+        print(f"No --train given: {self.default_corpus}")
+        files = self.generate_default_files(args)
+        self.split_files = dict(files)
+        return {split: self.read_split(path) for split, path in files.items()}
+
+    def make_preprocessor(self, train: list[Example], args: argparse.Namespace) -> TargetText:
+        target = train_sentencepiece([t for _, t in train], args.vocab_size)
+        front = self.front_end_class(**self.options["front_end"])
+        return self.preprocessor_class(target, front, self.options["max_target_length"])
 
     def serving_input(self, source: str) -> bytes:
         return Path(source).read_bytes()
@@ -149,6 +175,53 @@ class FileSourceTask(Task):
 
     def show(self, source: str) -> str:
         return Path(source).name
+
+
+class TextPairTask(Task):
+    """A task whose data is (source text, target text) pairs in TSV or JSONL files
+    (`data.readers.read_pairs`); subclasses name the JSONL fields' defaults."""
+
+    source_field: ClassVar[str] = "source"
+    target_field: ClassVar[str] = "target"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--format", choices=["tsv", "jsonl"], help="override detection")
+        parser.add_argument("--source-field", default=self.source_field, help="JSONL source field")
+        parser.add_argument("--target-field", default=self.target_field, help="JSONL target field")
+
+    def read(self, path: str, args: argparse.Namespace) -> list[Example]:
+        report = read_pairs(
+            path,
+            file_format=args.format,
+            source_field=args.source_field,
+            target_field=args.target_field,
+        )
+        print(report.summary())
+        return report.pairs
+
+    def dataset(self, examples, preprocessor, args, training):
+        return make_dataset(
+            examples,
+            preprocessor,
+            args.batch_size,
+            shuffle=training,
+            seed=args.seed,
+            batch_tokens=args.batch_tokens if self.supports_batch_tokens else None,
+        )
+
+
+def augment_names(config_class: Any) -> Callable[[str], str]:
+    """argparse `type` of an augmentation flag (`--image-augment`, `--audio-augment`):
+    the comma list checked by `config_class.from_names`, spelled canonically."""
+
+    def parse(value: str) -> str:
+        try:
+            config = config_class.from_names(value)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return ",".join(config.enabled) or "none"
+
+    return parse
 
 
 def exact_match(hypotheses: Sequence[str], references: Sequence[list[str]]) -> float:

@@ -82,6 +82,12 @@ class RunFeatures(layers.Layer):
 
     Step t sees the runs after consuming input token t (BOS first), exactly what the
     decoding step computes from its state.
+
+    >>> word_ids = tf.constant([[7, 8, 9, 7]])  # one slot "7 8 9", then another "7"
+    >>> follows = tf.constant([[False, True, True, False]])
+    >>> runs = RunFeatures()(tf.constant([[2, 7, 8]]), word_ids, word_ids > 0, follows)
+    >>> runs.numpy().tolist()  # after "7", word 1 continues a run of 1; after "7 8", 2
+    [[[0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 2, 0]]]
     """
 
     def call(self, tokens, word_ids, word_mask, follows):
@@ -140,6 +146,16 @@ class Mem2SeqHead(layers.Layer):
     Inputs (T positions): GRU outputs h [B, T, U], input embeddings [B, T, E], run
     features [B, T, P] and the memory: slots [B, M, D] + mask, words [B, P, D], their
     pointer keys [B, P, A], ids and mask.
+
+    >>> head = Mem2SeqHead(vocab_size=12, units=8, attention_units=4, max_run=3,
+    ...                    memory_dim=6, embedding_dim=5)
+    >>> log_probs, pointer = head(
+    ...     tf.zeros([1, 2, 8]), tf.zeros([1, 2, 5]), tf.zeros([1, 2, 3], tf.int32),
+    ...     tf.zeros([1, 2, 6]), tf.zeros([1, 2, 4]), tf.ones([1, 2], tf.bool),
+    ...     tf.zeros([1, 3, 6]), tf.zeros([1, 3, 4]), tf.constant([[5, 6, 0]]),
+    ...     tf.constant([[True, True, False]]))
+    >>> tuple(log_probs.shape), pointer.numpy().tolist()  # no weight on the padding word
+    ((1, 2, 12), [[[0.5, 0.5, 0.0], [0.5, 0.5, 0.0]]])
     """
 
     def __init__(
@@ -156,6 +172,7 @@ class Mem2SeqHead(layers.Layer):
     ) -> None:
         super().__init__(**kwargs)
         self.copy_supervision = copy_supervision
+        self.dropout_rate = dropout
         self.vocab_size, self.units = vocab_size, units
         self.memory_dim, self.embedding_dim = memory_dim, embedding_dim
         self.attention_units, self.max_run = attention_units, max_run
@@ -228,6 +245,19 @@ class Mem2SeqHead(layers.Layer):
                 self.copy_supervision * copy_loss(pointer, gate, word_ids, word_mask, targets)
             )
         return log_probs, pointer
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "units": self.units,
+            "attention_units": self.attention_units,
+            "max_run": self.max_run,
+            "memory_dim": self.memory_dim,
+            "embedding_dim": self.embedding_dim,
+            "dropout": self.dropout_rate,
+            "copy_supervision": self.copy_supervision,
+        }
 
     def compute_output_spec(self, h, embedded, runs, *args, **kwargs):
         batch, steps = h.shape[0], h.shape[1]

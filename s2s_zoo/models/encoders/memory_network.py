@@ -58,6 +58,12 @@ class SlotWords(keras.layers.Layer):
     s (the query is a user turn with a zero slot vector) embeds as
     E[id] + E'[previous piece's id in the slot] + P[position in slot] + S[speaker] + W v_s.
     Returns ``(word_ids [B, P], words [B, P, D], word_mask [B, P], word_follows [B, P])``.
+
+    >>> memory = tf.constant([[[3, 4, 0], [5, 0, 0]]])  # slots "3 4" and "5"
+    >>> ids, words, mask, follows = SlotWords(vocab_size=10, dim=4)(
+    ...     memory, tf.constant([[2, 3]]), tf.constant([[6, 0, 0]]), tf.zeros([1, 2, 4]))
+    >>> ids.numpy().tolist(), tuple(words.shape), follows.numpy().tolist()
+    ([[6, 3, 4, 5]], (1, 4, 4), [[False, False, True, False]])
     """
 
     def __init__(self, vocab_size: int, dim: int, max_positions: int = 64, **kwargs: Any):

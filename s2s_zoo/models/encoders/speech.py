@@ -38,6 +38,11 @@ class SubsampleFrames(layers.Layer):
     Explicit symmetric padding: Keras' "same" pads by the parity of the batch's
     length, which would shift a short utterance's frames when batched; padded
     frames are zeroed after each convolution so a longer neighbour changes nothing.
+
+    >>> frames, mask = SubsampleFrames(channels=4)(
+    ...     keras.ops.zeros((2, 9, 8)), keras.ops.arange(9)[None] < keras.ops.array([[9], [5]]))
+    >>> tuple(frames.shape), keras.ops.convert_to_numpy(mask).sum(axis=1).tolist()
+    ((2, 3, 8), [3, 2])
     """
 
     def __init__(self, channels: int, **kwargs) -> None:

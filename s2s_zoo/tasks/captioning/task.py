@@ -9,11 +9,16 @@ from pathlib import Path
 from s2s_zoo.data.captions import read_caption_tsv, read_coco_captions
 from s2s_zoo.data.media_pipeline import make_image_dataset
 from s2s_zoo.data.media_preprocessors import ImagePreprocessor
-from s2s_zoo.data.tokenizer import train_sentencepiece
 from s2s_zoo.features.image import ImageFrontEnd
 from s2s_zoo.features.image_augment import ImageAugmentConfig
 from s2s_zoo.metrics import corpus_bleu, error_rates
-from s2s_zoo.tasks.base import Example, FileSourceTask, Splits, exact_match, register_task
+from s2s_zoo.tasks.base import (
+    Example,
+    FileSourceTask,
+    augment_names,
+    exact_match,
+    register_task,
+)
 
 
 @register_task("captioning")
@@ -21,6 +26,9 @@ class CaptioningTask(FileSourceTask):
     """Image -> caption; reads `image_path<TAB>caption` TSV or COCO captions JSON."""
 
     default_model = "show_attend_tell"
+    front_end_class = ImageFrontEnd
+    preprocessor_class = ImagePreprocessor
+    default_corpus = "strings of handwritten and typeset digits -> words."
     default_options = {
         "vocab_size": 64,
         "max_target_length": 64,
@@ -37,7 +45,7 @@ class CaptioningTask(FileSourceTask):
         parser.add_argument("--freeze-backbone", action="store_true", help="train the decoder only")
         parser.add_argument(
             "--image-augment",
-            type=image_augment_names,
+            type=augment_names(ImageAugmentConfig),
             default=self.options["image_augment"],
             help="augment training batches: comma list of affine,blur,noise,jitter,jpeg, or none "
             "(default: %(default)s)",
@@ -50,20 +58,15 @@ class CaptioningTask(FileSourceTask):
             return read_coco_captions(path, args.image_dir)
         return read_caption_tsv(path)
 
-    def default_splits(self, args: argparse.Namespace) -> Splits:
+    def generate_default_files(self, args: argparse.Namespace) -> dict[str, Path]:
         from s2s_zoo.tasks.captioning.digit_strips import make_digit_caption_task
 
-        print("No --train given: strings of handwritten and typeset digits -> words.")
-        files = make_digit_caption_task(
+        return make_digit_caption_task(
             args.data_dir, seed=args.seed, **self.options["default_task"]
         )
-        self.split_files = dict(files)
-        return {split: read_caption_tsv(path) for split, path in files.items()}
 
-    def make_preprocessor(self, train: list[Example], args: argparse.Namespace):
-        target = train_sentencepiece([t for _, t in train], args.vocab_size)
-        front = ImageFrontEnd(**self.options["front_end"])
-        return ImagePreprocessor(target, front, self.options["max_target_length"])
+    def read_split(self, path: str | Path) -> list[Example]:
+        return read_caption_tsv(path)
 
     def model_overrides(self, preprocessor, args: argparse.Namespace) -> dict:
         front = preprocessor.front_end
@@ -113,12 +116,3 @@ class CaptioningTask(FileSourceTask):
             image: [source] if source == HANDWRITING else ["fonts", source]
             for image, source in read_sources(split_path).items()
         }
-
-
-def image_augment_names(value: str) -> str:
-    """argparse type of --image-augment: the names checked, spelled canonically."""
-    try:
-        config = ImageAugmentConfig.from_names(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return ",".join(config.enabled) or "none"

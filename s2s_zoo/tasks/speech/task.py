@@ -9,11 +9,16 @@ from pathlib import Path
 from s2s_zoo.data.asr_manifests import read_manifest
 from s2s_zoo.data.media_pipeline import make_audio_dataset
 from s2s_zoo.data.media_preprocessors import AudioPreprocessor
-from s2s_zoo.data.tokenizer import train_sentencepiece
 from s2s_zoo.features.audio import AudioFrontEnd
 from s2s_zoo.features.audio_augment import AudioAugmentConfig
 from s2s_zoo.metrics import error_rates
-from s2s_zoo.tasks.base import Example, FileSourceTask, Splits, exact_match, register_task
+from s2s_zoo.tasks.base import (
+    Example,
+    FileSourceTask,
+    augment_names,
+    exact_match,
+    register_task,
+)
 
 
 @register_task("speech")
@@ -21,6 +26,9 @@ class SpeechTask(FileSourceTask):
     """WAV -> transcript; reads CSV/TSV manifests with a header, or JSONL."""
 
     default_model = "speech_las"
+    front_end_class = AudioFrontEnd
+    preprocessor_class = AudioPreprocessor
+    default_corpus = "spoken numbers rendered by espeak-ng and festival, test voices held out."
     default_options = {
         "vocab_size": 64,
         "max_target_length": 64,
@@ -43,7 +51,7 @@ class SpeechTask(FileSourceTask):
         )
         parser.add_argument(
             "--audio-augment",
-            type=audio_augment_names,
+            type=augment_names(AudioAugmentConfig),
             default=self.options["audio_augment"],
             help="augment training waveforms: comma list of speed,noise,gain,reverb, or none "
             "(default: %(default)s)",
@@ -54,23 +62,15 @@ class SpeechTask(FileSourceTask):
             path, path_field=args.path_field, transcript_field=args.transcript_field
         )
 
-    def default_splits(self, args: argparse.Namespace) -> Splits:
+    def generate_default_files(self, args: argparse.Namespace) -> dict[str, Path]:
         from s2s_zoo.tasks.speech.spoken_numbers import make_spoken_number_task
 
-        print(
-            "No --train given: spoken numbers rendered by espeak-ng and festival, "
-            "test voices held out."
-        )
-        files = make_spoken_number_task(
+        return make_spoken_number_task(
             args.data_dir, seed=args.seed, **self.options["default_task"]
         )
-        self.split_files = dict(files)
-        return {split: read_manifest(path) for split, path in files.items()}
 
-    def make_preprocessor(self, train: list[Example], args: argparse.Namespace):
-        target = train_sentencepiece([t for _, t in train], args.vocab_size)
-        front = AudioFrontEnd(**self.options["front_end"])
-        return AudioPreprocessor(target, front, self.options["max_target_length"])
+    def read_split(self, path: str | Path) -> list[Example]:
+        return read_manifest(path)
 
     def model_overrides(self, preprocessor, args: argparse.Namespace) -> dict:
         return {"feature_dim": preprocessor.front_end.feature_dim}
@@ -106,12 +106,3 @@ class SpeechTask(FileSourceTask):
         if not side.is_file():
             return None
         return {row.path: [row.engine] for row in read_sources(side)}
-
-
-def audio_augment_names(value: str) -> str:
-    """argparse type of --audio-augment: the names checked, spelled canonically."""
-    try:
-        config = AudioAugmentConfig.from_names(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return ",".join(config.enabled) or "none"

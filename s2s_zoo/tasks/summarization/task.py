@@ -22,13 +22,12 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from s2s_zoo.data.pipeline import make_dataset
 from s2s_zoo.data.preprocessor import TextPreprocessor
 from s2s_zoo.data.readers import read_pairs
 from s2s_zoo.data.tokenizer import train_sentencepiece
 from s2s_zoo.metrics import copy_rate, repeated_trigram_rate, rouge
 from s2s_zoo.metrics.rouge import ROUGE_TYPES
-from s2s_zoo.tasks.base import Example, Splits, Task, register_task
+from s2s_zoo.tasks.base import Example, Splits, TextPairTask, register_task
 from s2s_zoo.tasks.summarization.debian_corpus import SPLITS, build_corpus
 from s2s_zoo.tasks.summarization.debian_index import DEFAULT_LISTS_DIR, IndexMissingError
 from s2s_zoo.tasks.summarization.lead import first_sentence, first_words
@@ -102,9 +101,11 @@ def rouge_scores(hypotheses: Sequence[str], references: Sequence[list[str]]) -> 
 
 
 @register_task("summarization")
-class SummarizationTask(Task):
+class SummarizationTask(TextPairTask):
     """Document -> summary; reads TSV (`document<TAB>summary`) or JSONL."""
 
+    source_field = "document"
+    target_field = "summary"
     default_model = "pointer_generator"
     default_options = {
         "vocab_size": 8000,
@@ -120,9 +121,7 @@ class SummarizationTask(Task):
         self.truncation: dict[str, Truncation] = {}  # per split, filled by dataset()
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--format", choices=["tsv", "jsonl"], help="override detection")
-        parser.add_argument("--source-field", default="document", help="JSONL document field")
-        parser.add_argument("--target-field", default="summary", help="JSONL summary field")
+        super().add_arguments(parser)
         parser.add_argument(
             "--max-source-tokens",
             type=int,
@@ -140,16 +139,6 @@ class SummarizationTask(Task):
             default=str(DEFAULT_LISTS_DIR),
             help="apt lists directory the default (Debian) corpus is built from",
         )
-
-    def read(self, path: str, args: argparse.Namespace) -> list[Example]:
-        report = read_pairs(
-            path,
-            file_format=args.format,
-            source_field=args.source_field,
-            target_field=args.target_field,
-        )
-        print(report.summary())
-        return report.pairs
 
     def default_splits(self, args: argparse.Namespace) -> Splits:
         directory = Path(args.data_dir)
@@ -190,9 +179,7 @@ class SummarizationTask(Task):
         split = "train" if training else "valid"
         self.truncation[split] = count_truncated(examples, preprocessor)
         print(self.truncation[split].summary(split))
-        return make_dataset(
-            examples, preprocessor, args.batch_size, shuffle=training, seed=args.seed
-        )
+        return super().dataset(examples, preprocessor, args, training)
 
     # -- serving and evaluation -------------------------------------------------------------
 

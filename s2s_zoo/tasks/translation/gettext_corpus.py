@@ -18,7 +18,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-Pairs = list[tuple[str, str]]
+from s2s_zoo.data.readers import Pairs
+
 DEFAULT_LOCALE_DIR = Path("/usr/share/locale")
 _WHITESPACE = re.compile(r"\s+")
 

@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from s2s_zoo.data.pipeline import make_dataset
 from s2s_zoo.data.preprocessor import TextPreprocessor
-from s2s_zoo.data.readers import read_pairs
 from s2s_zoo.data.tokenizer import train_sentencepiece
 from s2s_zoo.metrics import corpus_bleu
-from s2s_zoo.tasks.base import Example, Splits, Task, exact_match, register_task
+from s2s_zoo.tasks.base import Example, Splits, TextPairTask, exact_match, register_task
 from s2s_zoo.tasks.translation.numbers import make_number_splits
 
 
 @register_task("translation")
-class TranslationTask(Task):
+class TranslationTask(TextPairTask):
     """Source text -> target text; reads TSV (`source<TAB>target`) or JSONL pairs."""
 
     default_model = "gru_bahdanau"
@@ -28,25 +26,13 @@ class TranslationTask(Task):
     }
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--format", choices=["tsv", "jsonl"], help="override detection")
-        parser.add_argument("--source-field", default="source", help="JSONL source field")
-        parser.add_argument("--target-field", default="target", help="JSONL target field")
+        super().add_arguments(parser)
         parser.add_argument(
             "--train-size",
             type=int,
             default=self.options["default_train_size"],
             help="pairs of the embedded number task (ignored with --train)",
         )
-
-    def read(self, path: str, args: argparse.Namespace) -> list[Example]:
-        report = read_pairs(
-            path,
-            file_format=args.format,
-            source_field=args.source_field,
-            target_field=args.target_field,
-        )
-        print(report.summary())
-        return report.pairs
 
     def default_splits(self, args: argparse.Namespace) -> Splits:
         print(
@@ -68,16 +54,6 @@ class TranslationTask(Task):
         joint = train_sentencepiece([text for pair in train for text in pair], args.vocab_size)
         return TextPreprocessor(
             joint, joint, self.options["max_source_length"], self.options["max_target_length"]
-        )
-
-    def dataset(self, examples, preprocessor, args, training):
-        return make_dataset(
-            examples,
-            preprocessor,
-            args.batch_size,
-            shuffle=training,
-            seed=args.seed,
-            batch_tokens=args.batch_tokens,
         )
 
     def score(self, hypotheses: Sequence[str], references: Sequence[list[str]]) -> dict:
