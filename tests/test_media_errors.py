@@ -78,6 +78,24 @@ def test_a_bad_item_does_not_change_its_neighbours(media):
     np.testing.assert_allclose(mixed["scores"][1], alone["scores"][0], atol=1e-5)
 
 
+def huge_item(kind: str) -> bytes:
+    """A 4000x4000 photo-sized image, or ten minutes of audio."""
+    if kind == "image":
+        return encode_png(np.full((4000, 4000, 3), 90, np.uint8))
+    noise = np.random.default_rng(0).standard_normal(16000 * 600).astype(np.float32)
+    return wav_bytes(0.05 * noise, 16000)
+
+
+@pytest.mark.slow  # ten minutes of audio through the speech encoder: ~20 s on a busy CPU
+def test_huge_items_decode_beside_small_ones(media):
+    kind, inference = media
+    good = good_item(kind)
+    out = call(inference, "greedy", [good, huge_item(kind), BAD[kind][1]])
+    assert [e == b"" for e in out["errors"]] == [True, True, False]
+    assert out["outputs"][0] == call(inference, "greedy", [good])["outputs"][0]
+    assert np.isfinite(out["scores"][1])
+
+
 @pytest.mark.slow  # an export of a speech model and a child process: ~1 min on a busy CPU
 def test_session_path_serves_other_rates_and_all_bad_batches(tmp_path):
     """A tiny speech export on TF Serving's loader: 22.05 and 48 kHz WAVs decode, and

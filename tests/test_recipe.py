@@ -172,12 +172,15 @@ def test_training_switches_then_average_the_epochs(tmp_path):
         [*common_args(tmp_path), "--train", str(train), "--valid", str(train), "--epochs", "3",
          "--warmup-steps", "5", "--accumulate", "2", "--batch-tokens", "300",
          "--logdir", str(tmp_path / "logs"), "--epoch-checkpoints", str(tmp_path / "epochs"),
-         "--no-serving-check"],
+         "--valid-decode", "20", "--no-serving-check"],
     )  # fmt: skip
     losses = result["history"]["loss"]
     assert losses[-1] < losses[0], losses
     rows = list(csv.DictReader(open(tmp_path / "logs" / "training.csv")))
     assert len(rows) == 3 and "token_accuracy" in rows[0]
+    # the decoded validation metrics of the task (translation: BLEU, exact match)
+    assert all(0 <= float(r["val_bleu"]) <= 100 for r in rows)
+    assert all(0 <= float(r["val_exact_match"]) <= 1 for r in rows)
     assert list((tmp_path / "logs").rglob("events.out.tfevents*"))
     assert len(list((tmp_path / "epochs").glob("*.weights.h5"))) == 3
     assert not (tmp_path / "run" / "backup").exists()  # removed once training finished

@@ -10,8 +10,10 @@ from tensorflow.core.protobuf import config_pb2
 
 from s2s_zoo.data.pipeline import make_dataset
 from s2s_zoo.tasks.translation.numbers import number_pair
+from s2s_zoo.tasks.translation.task import TranslationTask
 from s2s_zoo.training.callbacks import CSV_NAME
 from s2s_zoo.training.fit import TrainConfig, compile_model, fit
+from s2s_zoo.training.runner import decoded_validation
 from tests.conftest import make_tiny_inference
 
 pytest.importorskip("tensorboard")
@@ -33,6 +35,8 @@ def test_csv_tensorboard_and_checkpoints(tmp_path):
     config = TrainConfig(epochs=2, batch_size=16, warmup_steps=3, patience=0)
     model = inference.model.training_model
     compile_model(model, config)
+    task = TranslationTask()
+    valid = pairs[:16]
     history = fit(
         model,
         make_dataset(pairs, inference.preprocessor, 16),
@@ -41,12 +45,21 @@ def test_csv_tensorboard_and_checkpoints(tmp_path):
         0,
         logdir=tmp_path / "logs",
         checkpoint_dir=tmp_path / "checkpoints",
+        validation_decoding=decoded_validation(inference, task, valid, 10),
     )
     with open(tmp_path / "logs" / CSV_NAME) as f:
         rows = list(csv.DictReader(f))
     assert [int(r["epoch"]) for r in rows] == [0, 1]
-    for key in ("loss", "token_accuracy", "val_loss", "val_token_accuracy", "learning_rate"):
+    keys = ("loss", "token_accuracy", "val_loss", "val_token_accuracy", "learning_rate")
+    for key in (*keys, "val_bleu", "val_exact_match"):
         assert [float(r[key]) for r in rows] == pytest.approx(history.history[key], rel=1e-6)
+    # the last epoch's decoded metrics are the task's score of greedy search on the first
+    # 10 validation sources with the final weights
+    sources = [s for s, _ in valid[:10]]
+    hyps = [o.decode() for o in inference.greedy(tf.constant(sources))["outputs"].numpy()]
+    want = task.score(hyps, [[t] for _, t in valid[:10]])
+    assert float(rows[-1]["val_bleu"]) == pytest.approx(want["bleu"], rel=1e-6)
+    assert float(rows[-1]["val_exact_match"]) == pytest.approx(want["exact_match"])
     # The learning rate is the schedule's at the optimizer's step after each epoch.
     schedule = model.optimizer._learning_rate
     assert float(rows[-1]["learning_rate"]) == pytest.approx(
@@ -57,7 +70,12 @@ def test_csv_tensorboard_and_checkpoints(tmp_path):
     for tag in ("epoch_loss", "epoch_token_accuracy", "epoch_learning_rate"):
         assert {(tag, 0), (tag, 1)} <= train_tags
     valid_tags, _ = events(tmp_path / "logs" / "validation")
-    assert {("epoch_loss", 0), ("epoch_loss", 1)} <= valid_tags
+    assert {
+        ("epoch_loss", 0),
+        ("epoch_loss", 1),
+        ("epoch_bleu", 0),
+        ("epoch_bleu", 1),
+    } <= valid_tags
     # The traced train step: its run metadata holds Keras' one_step_on_data function.
     graph = [v for v in train_values if v.tag == "train_step"]
     assert len(graph) == 1

@@ -1,4 +1,5 @@
-"""Callbacks `fit` adds: time budget, run logs (TensorBoard + CSV) and epoch checkpoints.
+"""Callbacks `fit` adds: time budget, run logs (TensorBoard + CSV), decoded validation
+metrics and epoch checkpoints.
 
 Keras' TensorBoard callback logs the epoch metrics and the learning rate but, in
 Keras 3, not the graph of the train step (`write_graph` only covers the model
@@ -11,7 +12,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -59,6 +62,41 @@ class LearningRateLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None) -> None:
         if logs is not None and self.model.optimizer is not None:
             logs["learning_rate"] = float(ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class DecodedValidation(keras.callbacks.Callback):
+    """After each epoch, decode a fixed sample of the validation split on the current
+    weights and put the task's metrics in the logs as `val_<metric>` (`val_bleu`,
+    `val_wer`, `val_rouge1`, ...), so TensorBoard and training.csv show them per epoch.
+
+    Teacher-forced loss and token accuracy can keep improving while decoded output
+    does not (the model never sees its own mistakes in training), so the decoded
+    metric is the one to watch. It must run before the logging callbacks (`fit` puts
+    it first) so they see the values.
+
+    `decode(sources) -> hypotheses`; `score(sources, hypotheses, references) -> {name:
+    value}`.
+    """
+
+    def __init__(
+        self,
+        decode: Callable[[Sequence[Any]], list[str]],
+        score: Callable[[Sequence[Any], Sequence[str], Sequence[list[str]]], dict],
+        sources: Sequence[Any],
+        references: Sequence[list[str]],
+    ) -> None:
+        super().__init__()
+        if len(sources) != len(references):
+            raise ValueError(f"{len(sources)} sources for {len(references)} reference sets")
+        self.decode, self.score = decode, score
+        self.sources, self.references = list(sources), list(references)
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        if logs is None or not self.sources:
+            return
+        hypotheses = self.decode(self.sources)
+        for name, value in self.score(self.sources, hypotheses, self.references).items():
+            logs[f"val_{name}"] = float(value)
 
 
 class TrainStepGraph(keras.callbacks.Callback):

@@ -136,6 +136,7 @@ def fit(
     backup_dir: str | Path | None = None,
     save_freq: int | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
+    validation_decoding: keras.callbacks.Callback | None = None,
 ) -> keras.callbacks.History:
     """Teacher-forced training with early stopping on validation loss (best weights kept).
 
@@ -145,6 +146,8 @@ def fit(
     (weights, optimizer, epoch, data position, early stopping). `save_freq`: steps
     between backups (default: epoch ends only). Deleted when training finishes.
     callbacks: extra callbacks, run after ours.
+    validation_decoding: a `DecodedValidation` (chief only), run before the logging
+    callbacks so its `val_<metric>` values reach TensorBoard and the CSV.
 
     The model must be compiled (under the strategy's scope for distributed runs).
     The progress bar is Keras' own; when stdout is not a terminal (CI, log files)
@@ -176,6 +179,8 @@ def fit(
         callback_list.append(early_stopping)
     if config.max_minutes:
         callback_list.append(TimeBudget(config.max_minutes, config.budget_clock))
+    if validation_decoding is not None and chief:  # before the logs, which record it
+        callback_list.append(validation_decoding)
     if logdir is not None and chief:
         callback_list += logging_callbacks(logdir, append=point is not None)
     if checkpoint_dir is not None and chief:

@@ -34,6 +34,7 @@ from s2s_zoo.models.registry import (
     source_features,
 )
 from s2s_zoo.tasks.base import Example, Splits, Task, get_task
+from s2s_zoo.training.callbacks import DecodedValidation
 from s2s_zoo.training.distribute import STRATEGIES, is_chief, make_strategy
 from s2s_zoo.training.fit import TrainConfig, compile_model, fit, set_precision
 from s2s_zoo.training.priors import init_output_bias
@@ -158,6 +159,14 @@ def argument_parser(recipe: Recipe, task: Task, description: str = "") -> argpar
     )
     p.add_argument(
         "--logdir", help="TensorBoard events and training.csv (default: CHECKPOINTS/logs)"
+    )
+    p.add_argument(
+        "--valid-decode",
+        type=int,
+        default=200,
+        metavar="N",
+        help="after each epoch, greedy-decode the first N validation sources and log the "
+        "task's metrics as val_<metric> (val_bleu, val_wer, ...; 0: off)",
     )
     p.add_argument(
         "--backup-dir",
@@ -314,6 +323,37 @@ def decode_with(
     return outputs
 
 
+def references_by_source(examples: Sequence[Example]) -> tuple[list, list[list[str]]]:
+    """(distinct sources in first-seen order, all references of each): an image with
+    several captions is decoded once and scored against all of them."""
+    references: dict[str, list[str]] = {}
+    for source, target in examples:
+        references.setdefault(source, []).append(target)
+    return list(references), list(references.values())
+
+
+def decoded_validation(
+    inference: Seq2SeqInference, task: Task, examples: Sequence[Example], count: int
+) -> DecodedValidation | None:
+    """The per-epoch `val_<metric>` callback over the first `count` validation sources
+    (greedy search on the live weights; None when `count` is 0)."""
+    if count < 0:
+        raise SystemExit(f"--valid-decode must be >= 0, got {count}")
+    sources, refs = references_by_source(examples)
+    sources, refs = sources[:count], refs[:count]
+    if not sources:
+        return None
+    names = inference.input_names
+
+    def greedy(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        return inference.greedy(*[inputs[name] for name in names])
+
+    def decode(chosen: Sequence[Any]) -> list[str]:
+        return decode_with(greedy, names, [task.serving_input(s) for s in chosen])
+
+    return DecodedValidation(decode, task.score_sources, sources, refs)
+
+
 def evaluate_export(
     export_path: str | Path,
     task: Task,
@@ -330,11 +370,7 @@ def evaluate_export(
     """
     loaded = tf.saved_model.load(str(export_path))
     input_names = sorted(loaded.signatures["greedy"].structured_input_signature[1])
-    references: dict[str, list[str]] = {}
-    for source, target in examples:
-        references.setdefault(source, []).append(target)
-    sources = list(references)
-    refs = [references[s] for s in sources]
+    sources, refs = references_by_source(examples)
     members = group_members(sources, groups) if groups else {}
     inputs = [task.serving_input(s) for s in sources]
     metrics: dict[str, float] = {}
@@ -447,6 +483,7 @@ def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = ""
         checkpoint_dir=args.epoch_checkpoints,
         backup_dir=backup_dir,
         save_freq=args.backup_every,
+        validation_decoding=decoded_validation(inference, task, splits["valid"], args.valid_decode),
     )
     if not is_chief(strategy):  # only the chief writes checkpoints and exports
         return {"history": history.history}
