@@ -147,9 +147,11 @@ def test_export_serves_context_and_kb_on_the_session_path(toy, model_name, tmp_p
         {"context": [], "kb": []},  # an empty conversation: all padding
         {"context": ["phone of abc"], "kb": []},  # no KB facts
     ]
-    report = check_serving(path, inference, texts=samples)
+    # and an empty request: a [0, 0] batch, as a gRPC client filtering its inputs sends
+    report = check_serving(path, inference, batches=[samples, []])
     assert report.ok, report.mismatches
     assert "alignment" not in report.signatures
+    assert len(report.signatures) >= 4
 
 
 def test_padding_a_batch_changes_no_output(toy):

@@ -39,6 +39,14 @@ def from_json(value):
         return base64.b64decode(value["b64"])
     return value
 
+def feed(value, info):
+    # JSON cannot spell an empty batch of rank-2 inputs ([0, turns]); gRPC clients send
+    # a TensorProto of shape [0, 0], which this reproduces
+    rank = len(info.tensor_shape.dim)
+    if value == [] and rank > 1:
+        return np.zeros((0,) * rank, dtype=object)
+    return value
+
 def to_json(value):
     value = np.asarray(value)
     if value.dtype.kind in "OS" and value.size:
@@ -57,7 +65,10 @@ with tf.compat.v1.Session(graph=tf.Graph()) as sess:
         missing = sorted(set(signature.inputs) - set(call["inputs"]))
         if missing:
             raise SystemExit(f"signature {call['signature']} needs inputs {missing}")
-        feeds = {signature.inputs[k].name: from_json(v) for k, v in call["inputs"].items()}
+        feeds = {
+            signature.inputs[k].name: feed(from_json(v), signature.inputs[k])
+            for k, v in call["inputs"].items()
+        }
         fetches = {k: t.name for k, t in signature.outputs.items()}
         out = sess.run(fetches, feeds)
         results.append({k: to_json(v) for k, v in out.items()})
@@ -195,7 +206,12 @@ def _in_process(inference, call: Mapping[str, Any]) -> dict[str, Any]:
     import tensorflow as tf
 
     inputs = dict(call["inputs"])
-    tensors = [tf.constant(_unwire(inputs.pop(name)), tf.string) for name in inference.input_names]
+    ranks = {spec.name: len(spec.shape) for spec in inference.preprocessor.input_specs()}
+    tensors = []
+    for name in inference.input_names:
+        value = _unwire(inputs.pop(name))
+        shape = (0,) * ranks[name] if value == [] else None  # an empty batch of any rank
+        tensors.append(tf.constant(value, tf.string, shape=shape))
     fn = inference.signatures[call["signature"]]
     extra = [
         tf.constant(inputs[k], tf.int32)

@@ -297,9 +297,8 @@ def checkpoint_export_and_check(
     if not args.no_serving_check:
         samples = [task.serving_input(s) for s, _ in splits["valid"][:3]]
         unusual = task.unusual_inputs()  # also alone: a request of only unreadable items
-        # and an empty request, which a client that filters its inputs can send (single-
-        # input models: JSON `[]` cannot spell the empty rank-2 rows dialogue inputs take)
-        batches = [samples + unusual, unusual] + ([[]] if len(inference.input_names) == 1 else [])
+        # and an empty request, which a client that filters its inputs can send
+        batches = [samples + unusual, unusual, []]
         report = check_serving(export_path, inference, batches=batches)
         if not report.ok:
             raise SystemExit("Serving check FAILED:\n" + "\n".join(report.mismatches))
