@@ -114,7 +114,7 @@ def main() -> None:
                 "--export-dir", str(work / "exported"), "--name", name,
                 "--checkpoint-dir", str(work / "checkpoints" / name),
                 "--data-dir", str(work / "unused"), "--seed", str(args.seed),
-                "--no-serving-check",
+                "--no-serving-check", "--valid-decode", "0",
             ])  # fmt: skip
             m = result["metrics"]
             rows.append({

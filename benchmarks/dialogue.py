@@ -66,6 +66,8 @@ def main() -> None:
             str(workdir / "checkpoints" / model),
             "--max-minutes",
             str(args.minutes),
+            "--valid-decode",  # no per-epoch decoding: the budget is all training
+            "0",
             "--epochs",
             "1000",
             "--patience",

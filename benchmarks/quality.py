@@ -71,6 +71,8 @@ def main() -> None:
                 str(files["test"]),
                 "--max-minutes",
                 str(args.minutes),
+                "--valid-decode",  # no per-epoch decoding: the budget is all training
+                "0",
                 "--epochs",
                 "1000",  # the time budget ends training
                 "--patience",

@@ -156,10 +156,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         limits = load_bundle(args.model, load_weights=False).limits()
         print("effective limits (what the signatures enforce):")
         source = limits["max_source_tokens"]
+        reports = "source_truncated_tokens" in loaded.signatures["greedy"].structured_outputs
         if source is not None:
             print(
-                f"  source: at most {source} tokens (EOS included); longer inputs are cut, "
-                "and each cut is reported in the output source_truncated_tokens"
+                f"  source: at most {source} tokens (EOS included); longer inputs are cut"
+                + (", and each cut is reported in source_truncated_tokens" if reports else "")
             )
         print(f"  output: at most {limits['max_output_tokens']} tokens (EOS included)")
         print(f"  per item: {limits['output_budget']}")

@@ -76,7 +76,7 @@ class Seq2SeqInference(tf.Module):
     The inputs are string tensors named by the preprocessor's `input_specs()`:
     `inputs` (text), `images` (JPEG/PNG bytes), `audio` (WAV bytes), or several, e.g.
     `context` [batch, turns] and `kb` [batch, facts] for dialogue; every signature
-    takes them in that order and hands them all to `preprocessor.encode_source`.
+    takes them in that order and hands them all to `preprocessor.encode_source_reporting`.
     Image and audio endpoints also return `errors`: "" for a good item, else why it
     could not be read; such items get an empty output and score 0 while the rest of
     the batch decodes normally.
@@ -177,7 +177,7 @@ class Seq2SeqInference(tf.Module):
 
     def output_limits(self, *inputs: tf.Tensor) -> tf.Tensor:
         """[batch] most tokens (EOS included) each input may decode to (see DecodingConfig)."""
-        source, _, errors = self.preprocessor.encode_source(*inputs)
+        source, _, errors, _ = self.preprocessor.encode_source_reporting(*inputs)
         _, memory_lengths = self.model.run_encoder(source)
         return self._limits(memory_lengths, errors)
 

@@ -176,6 +176,39 @@ def test_flat_preprocessor_truncates_from_the_left(proto):
     assert pre.source_ids(tf.constant([[""]]), tf.constant([[""]])).numpy().tolist() == [[EOS_ID]]
 
 
+def test_every_cut_piece_is_reported(proto):
+    """Turns and facts over max_turns/max_facts and pieces over max_turn_length are all
+    counted in the signatures' `source_truncated_tokens`; a request that fits counts 0."""
+    context = tf.constant([["hi there", "hello", "here it is"], ["hi there", "", ""]])
+    kb = tf.constant([["resto_a R_phone resto_a_phone", "here it is"], ["", ""]])
+
+    def n(text):
+        return len(proto_pieces(proto, text))
+
+    memory = DialoguePreprocessor(proto, max_turns=1, max_facts=1, max_turn_length=2)
+    *_, cut = memory.encode_source_reporting(context, kb)
+    lost = n("hi there") + n("hello") + max(n("here it is") - 2, 0)  # 2 old turns, 1 long
+    lost += n("resto_a R_phone resto_a_phone") + max(n("here it is") - 2, 0)  # old fact, long
+    assert cut.numpy().tolist() == [lost, max(n("hi there") - 2, 0)]
+    assert DialoguePreprocessor(proto).encode_source_reporting(context, kb)[3].numpy().tolist() == [
+        0,
+        0,
+    ]
+
+    flat = FlatDialoguePreprocessor(proto, max_source_length=64, max_turns=1, max_facts=1)
+    whole = FlatDialoguePreprocessor(proto, max_source_length=64)
+    full = whole.source_tokenizer.tokenize(whole.source_texts(context, kb)).row_lengths()
+    kept = flat.source_tokenizer.tokenize(flat.source_texts(context, kb)).row_lengths()
+    *_, cut = flat.encode_source_reporting(context, kb)
+    assert cut.numpy().tolist() == (full - kept).numpy().tolist() and cut.numpy()[0] > 0
+
+
+def proto_pieces(proto, text):
+    import sentencepiece as spm
+
+    return spm.SentencePieceProcessor(model_proto=proto).encode(text)
+
+
 def test_dialogue_preprocessor_slots_for_unusual_requests(proto):
     pre = DialoguePreprocessor(proto, max_turns=5, max_facts=4, max_turn_length=3)
     requests = [

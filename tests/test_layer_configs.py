@@ -76,7 +76,7 @@ CASES = {
         lambda: (_floats(2, 3, 4), _floats(2, 5, 6), None, _mask([3, 3], 3), _mask([5, 2], 5)),
     ),
     "CopyDistribution": (
-        {"pad_id": 0},
+        {"pad_id": 5, "p_gen_is_logit": False},
         lambda: (
             _floats(2, 3, 12),
             tf.nn.softmax(_floats(2, 3, 4)),
@@ -93,7 +93,15 @@ CASES = {
         lambda: (_floats(2, 4, 7), _floats(2, 5, 6), _mask([5, 3], 5)),
     ),
     "MemoryEncoder": (
-        {"vocab_size": 10, "embedding_dim": 8, "hops": 2, "hop_update": "linear"},
+        {
+            "vocab_size": 10,
+            "embedding_dim": 8,
+            "hops": 2,
+            "hop_update": "linear",
+            "max_slots": 5,
+            "num_speakers": 3,
+            "use_position_encoding": False,
+        },  # fmt: skip
         lambda: (_ids((2, 3, 4)), _ids((2, 4))),
     ),
     "ReverseSource": ({}, lambda: (_ids((2, 5)),)),
@@ -139,7 +147,7 @@ CASES = {
         _mem2seq_head_inputs,
     ),
     "CoverageLossTerm": (
-        {"weight": 0.7},
+        {"weight": 0.7, "from_step": 3},
         lambda: (
             _floats(2, 3, 9),
             tf.nn.softmax(_floats(2, 3, 4)),
@@ -160,6 +168,28 @@ def test_every_layer_has_a_case():
     assert sorted(LAYERS) == sorted(CASES)
 
 
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_config_holds_every_constructor_argument_at_its_non_default_value(name):
+    """Every `__init__` argument is in the config, and each case sets every argument
+    that has a default to another value, so a `get_config` that drops one fails."""
+    init = LAYERS[name].__init__
+    own = init is not keras.layers.Layer.__init__  # else: Keras' own arguments only
+    parameters = {
+        p.name: p
+        for p in inspect.signature(init).parameters.values()
+        if own and p.name not in ("self", "kwargs", "name") and p.kind is not p.VAR_KEYWORD
+    }
+    kwargs, _ = CASES[name]
+    assert set(parameters) <= set(kwargs), (
+        f"{name}: no case value for {set(parameters) - set(kwargs)}"
+    )
+    for key, parameter in parameters.items():
+        if parameter.default is not parameter.empty:
+            assert kwargs[key] != parameter.default, f"{name}.{key} is tested at its default"
+    config = LAYERS[name](**kwargs).get_config()
+    assert {key: config[key] for key in parameters} == {key: kwargs[key] for key in parameters}
+
+
 def _call(layer, inputs):
     # attention layers take the memory's keys, which the layer itself computes
     if isinstance(layer, LAYERS["InputFeedingDecoder"]):
@@ -177,8 +207,12 @@ def test_config_round_trip_gives_identical_outputs(name):
     layer = LAYERS[name](**kwargs)
     expected = _call(layer, inputs)
     config = layer.get_config()
-    clone = LAYERS[name].from_config(config)
-    assert clone.get_config() == config
+    # the way Keras saves a layer inside a model: class name + config, and back
+    clone = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(layer),
+        custom_objects={name: LAYERS[name]},
+    )
+    assert type(clone) is type(layer) and clone.get_config() == config
     _call(clone, inputs)  # builds the clone's weights
     assert len(clone.weights) == len(layer.weights)
     clone.set_weights(layer.get_weights())

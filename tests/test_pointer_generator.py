@@ -154,6 +154,35 @@ def test_coverage_loss_is_part_of_the_training_loss(copy_task):
     np.testing.assert_allclose(total - plain, weight * expected, rtol=1e-3, atol=1e-5)
 
 
+def test_coverage_loss_counts_from_its_step(copy_task):
+    """coverage_loss_from_step=3 (See et al.'s final phase): the training loss has no
+    coverage term until 3 training steps are done, then has it; the count is a weight."""
+    train, _, pre = copy_task
+    vocab = pre.target_vocab_size
+    keras.utils.set_random_seed(4)
+    model = build_from_catalog("pointer_generator_coverage", vocab, vocab, **TINY,
+                               coverage_loss_weight=0.7, coverage_loss_from_step=3)  # fmt: skip
+    config = TrainConfig(epochs=1, batch_size=8, learning_rate=1e-2, patience=0)
+    compile_model(model.training_model, config)
+    ds = make_dataset(train[:64], pre, 8, shuffle=False)
+    batch = ds.take(1)
+
+    def coverage_term() -> float:  # the evaluated loss minus its sequence loss
+        (source, target_in), target_out = next(iter(batch))
+        total = model.training_model.evaluate(batch, verbose=0, return_dict=True)["loss"]
+        logits = model.training_model([source, target_in])
+        return total - float(tf.reduce_sum(SequenceLoss()(target_out, logits)))
+
+    term, optimizer = model.decoder.coverage_term, model.training_model.optimizer
+    fit(model.training_model, batch, None, config, verbose=0)
+    assert int(term.steps.numpy()) == int(optimizer.iterations) < 3  # one per training step
+    assert abs(coverage_term()) < 1e-5
+    fit(model.training_model, ds.take(2), None, config, verbose=0)
+    assert int(term.steps.numpy()) == int(optimizer.iterations) >= 3
+    assert coverage_term() > 0.005
+    assert any(w is term.steps for w in model.training_model.weights)  # saved with the model
+
+
 @pytest.mark.parametrize("name", ["pointer_generator", "pointer_generator_coverage"])
 def test_steps_reproduce_teacher_forcing(copy_task, name):
     """Decoding step by step gives the teacher-forced log-probs at every position."""

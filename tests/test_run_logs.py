@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import config_pb2
@@ -12,7 +13,7 @@ from s2s_zoo.data.pipeline import make_dataset
 from s2s_zoo.tasks.translation.numbers import number_pair
 from s2s_zoo.tasks.translation.task import TranslationTask
 from s2s_zoo.training.callbacks import CSV_NAME
-from s2s_zoo.training.fit import TrainConfig, compile_model, fit
+from s2s_zoo.training.fit import TimeBudget, TrainConfig, compile_model, fit
 from s2s_zoo.training.runner import decoded_validation
 from tests.conftest import make_tiny_inference
 
@@ -37,6 +38,15 @@ def test_csv_tensorboard_and_checkpoints(tmp_path):
     compile_model(model, config)
     task = TranslationTask()
     valid = pairs[:16]
+    decoded = decoded_validation(inference, task, valid, 10)
+    seen = []  # per epoch: the hypotheses and a checksum of the weights they came from
+    decode = decoded.decode
+
+    def recording_decode():
+        seen.append((decode(), sum(float(w.numpy().sum()) for w in model.weights)))
+        return seen[-1][0]
+
+    decoded.decode = recording_decode
     history = fit(
         model,
         make_dataset(pairs, inference.preprocessor, 16),
@@ -45,7 +55,7 @@ def test_csv_tensorboard_and_checkpoints(tmp_path):
         0,
         logdir=tmp_path / "logs",
         checkpoint_dir=tmp_path / "checkpoints",
-        validation_decoding=decoded_validation(inference, task, valid, 10),
+        validation_decoding=decoded,
     )
     with open(tmp_path / "logs" / CSV_NAME) as f:
         rows = list(csv.DictReader(f))
@@ -53,13 +63,18 @@ def test_csv_tensorboard_and_checkpoints(tmp_path):
     keys = ("loss", "token_accuracy", "val_loss", "val_token_accuracy", "learning_rate")
     for key in (*keys, "val_bleu", "val_exact_match"):
         assert [float(r[key]) for r in rows] == pytest.approx(history.history[key], rel=1e-6)
-    # the last epoch's decoded metrics are the task's score of greedy search on the first
-    # 10 validation sources with the final weights
-    sources = [s for s, _ in valid[:10]]
-    hyps = [o.decode() for o in inference.greedy(tf.constant(sources))["outputs"].numpy()]
-    want = task.score(hyps, [[t] for _, t in valid[:10]])
-    assert float(rows[-1]["val_bleu"]) == pytest.approx(want["bleu"], rel=1e-6)
-    assert float(rows[-1]["val_exact_match"]) == pytest.approx(want["exact_match"])
+    # each epoch's decoded metrics score that epoch's hypotheses of the 10 sampled sources,
+    # decoded with that epoch's weights: the last ones with the final weights
+    assert len(decoded.sources) == 10 and len(seen) == 2
+    assert seen[0][1] != seen[1][1]  # the weights moved between the two decodes
+    final = sum(float(w.numpy().sum()) for w in model.weights)
+    assert seen[1][1] == pytest.approx(final, rel=1e-9)
+    for row, (hyps, _) in zip(rows, seen, strict=True):
+        want = task.score(hyps, decoded.references)
+        assert float(row["val_bleu"]) == pytest.approx(want["bleu"], rel=1e-6)
+        assert float(row["val_exact_match"]) == pytest.approx(want["exact_match"])
+    fresh = inference.greedy(tf.constant(decoded.sources))["outputs"].numpy()
+    assert [o.decode() for o in fresh] == seen[1][0]
     # The learning rate is the schedule's at the optimizer's step after each epoch.
     schedule = model.optimizer._learning_rate
     assert float(rows[-1]["learning_rate"]) == pytest.approx(
@@ -90,3 +105,83 @@ def test_csv_tensorboard_and_checkpoints(tmp_path):
 
     saved = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert saved == ["epoch-0001.weights.h5", "epoch-0002.weights.h5"]
+
+
+def test_early_stopping_on_a_decoded_metric_keeps_the_best_epoch(tmp_path):
+    """exact_match decoded as 1.0 then 0.5: patience 1 stops after the second epoch and
+    restores the first epoch's weights (a metric maximised, unlike the loss)."""
+    from s2s_zoo.training.callbacks import DecodedValidation
+
+    pairs = [number_pair(n) for n in range(0, 120, 3)]
+    inference = make_tiny_inference(pairs, seed=0)
+    config = TrainConfig(epochs=4, batch_size=16, patience=1, early_stopping_metric="exact_match")
+    model = inference.model.training_model
+    compile_model(model, config)
+    answers = iter([["a", "b"], ["a", "x"], ["x", "x"], ["x", "x"]])
+    weights_seen = []
+
+    def decode():
+        weights_seen.append([w.numpy().copy() for w in model.weights])
+        return next(answers)
+
+    callback = DecodedValidation(
+        decode,
+        lambda s, h, r: {"exact_match": sum(a in b for a, b in zip(h, r, strict=True)) / 2},
+        ["s1", "s2"],
+        [["a"], ["b"]],
+    )
+    history = fit(
+        model,
+        make_dataset(pairs, inference.preprocessor, 16),
+        make_dataset(pairs[:16], inference.preprocessor, 16, shuffle=False),
+        config,
+        0,
+        validation_decoding=callback,
+    )
+    assert history.history["val_exact_match"] == [1.0, 0.5]  # no better: stopped
+    for restored, best in zip(model.weights, weights_seen[0], strict=True):
+        np.testing.assert_array_equal(restored.numpy(), best)
+
+
+def test_decoded_metric_without_decoding_is_refused():
+    pairs = [number_pair(n) for n in range(10)]
+    inference = make_tiny_inference(pairs, seed=0)
+    config = TrainConfig(epochs=1, batch_size=4, early_stopping_metric="bleu")
+    compile_model(inference.model.training_model, config)
+    with pytest.raises(ValueError, match="needs decoded validation metrics"):
+        fit(inference.model.training_model, make_dataset(pairs, inference.preprocessor, 4),
+            None, config, 0)  # fmt: skip
+
+
+def test_time_budget_does_not_count_a_pause():
+    budget = TimeBudget(minutes=1.0)
+    clock = iter([0.0, 50.0, 80.0, 100.0])
+    budget.now = lambda: next(clock)
+    budget.on_train_begin()  # t = 0
+    budget.pause()  # t = 50
+    budget.resume()  # t = 80: 30 s of pause are not spent
+    budget.set_model(type("M", (), {"stop_training": False})())
+    budget.on_train_batch_end(0)  # t = 100: 70 s spent, over 60 s
+    assert budget.model.stop_training and budget.start == 30.0
+
+
+def test_a_resumed_csv_log_keeps_its_columns(tmp_path):
+    from s2s_zoo.training.callbacks import logging_callbacks
+
+    (tmp_path / CSV_NAME).write_text("epoch,loss,val_bleu\n0,2.0,1.5\n")
+    csv_logger = logging_callbacks(tmp_path, append=True)[-1]
+    assert csv_logger.keys == ["loss", "val_bleu"]
+    assert logging_callbacks(tmp_path / "new", append=True)[-1].keys is None
+
+
+def test_an_early_stopping_metric_the_task_lacks_is_refused():
+    pairs = [number_pair(n) for n in range(10)]
+    inference = make_tiny_inference(pairs, seed=0)
+    with pytest.raises(SystemExit, match=r"reports \['loss', 'bleu', 'exact_match'\]"):
+        decoded_validation(inference, TranslationTask(), pairs, 5, early_stopping_metric="wer")
+    with pytest.raises(SystemExit, match="needs --valid-decode > 0"):
+        decoded_validation(inference, TranslationTask(), pairs, 0, early_stopping_metric="bleu")
+    sample = decoded_validation(inference, TranslationTask(), pairs, 4, seed=3)
+    assert len(sample.sources) == 4 and sample.sources == sorted(
+        sample.sources, key=[s for s, _ in pairs].index
+    )  # a sample, kept in file order

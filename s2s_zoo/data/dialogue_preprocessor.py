@@ -92,6 +92,18 @@ def kb_facts(kb: tf.Tensor, max_facts: int) -> tf.Tensor:
     return keep_last(kb, kb != "", max_facts)
 
 
+_ALL = 2**30  # a turn/fact limit no request reaches: everything the client sent
+
+
+def _pieces(tokenizer, strings: tf.Tensor, cap: int | None = None) -> tf.Tensor:
+    """[B, N] strings -> [B] their pieces in all, each string's cut to `cap` if given."""
+    lengths = tokenizer.tokenize(tf.reshape(strings, [-1])).row_lengths()
+    if cap is not None:
+        lengths = tf.minimum(lengths, cap)
+    lengths = tf.reshape(tf.cast(lengths, tf.int32), tf.shape(strings))
+    return tf.reduce_sum(lengths, axis=1)
+
+
 def _check_limits(max_turns: int, max_facts: int, max_turn_length: int) -> None:
     if max_turns < 1 or max_turns % 2 != 1:
         raise ValueError(f"max_turns must be a positive odd number, got {max_turns}")
@@ -149,6 +161,19 @@ class DialoguePreprocessor(TargetText):
         lengths = tf.reduce_sum(tf.cast(memory != PAD_ID, tf.int32), axis=[1, 2])
         lengths += tf.reduce_sum(tf.cast(query != PAD_ID, tf.int32), axis=1)
         return (memory, speakers, query), lengths, None
+
+    def encode_source_reporting(self, context: tf.Tensor, kb: tf.Tensor):
+        """`encode_source`, plus the pieces each conversation lost: turns and facts beyond
+        `max_turns`/`max_facts` (the oldest go) and pieces past `max_turn_length`."""
+        source, lengths, errors = self.encode_source(context, kb)
+        tokenizer, cap = self.target_tokenizer, self.max_turn_length
+        sent = _pieces(tokenizer, conversation_turns(context, _ALL)) + _pieces(
+            tokenizer, kb_facts(kb, _ALL)
+        )
+        kept = _pieces(tokenizer, conversation_turns(context, self.max_turns), cap) + _pieces(
+            tokenizer, kb_facts(kb, self.max_facts), cap
+        )
+        return source, lengths, errors, sent - kept
 
     def get_config(self) -> dict[str, Any]:
         return {
@@ -228,6 +253,15 @@ class FlatDialoguePreprocessor(TextPreprocessor):
         start = tf.maximum(ids.row_lengths() - keep, 0)
         tail = tf.ragged.range(ids.row_starts() + start, ids.row_limits())
         return tf.gather(ids.values, tail)
+
+    def encode_source_reporting(self, context: tf.Tensor, kb: tf.Tensor):
+        """The base class's, with the count taken against the whole conversation: turns
+        and facts beyond `max_turns`/`max_facts` are lost pieces too."""
+        source_ids, lengths, errors, _ = super().encode_source_reporting(context, kb)
+        whole = flatten_dialogue(conversation_turns(context, _ALL), kb_facts(kb, _ALL))
+        sent = tf.cast(self.source_tokenizer.tokenize(whole).row_lengths(), tf.int32)
+        kept = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1) - 1  # EOS
+        return source_ids, lengths, errors, tf.maximum(sent - kept, 0)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "max_turns": self.max_turns, "max_facts": self.max_facts}

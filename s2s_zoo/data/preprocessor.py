@@ -33,7 +33,8 @@ class TargetText(tf.Module):
 
     Subclasses set `source_features` (what the encoder reads: it must match the
     model's encoder), `input_name` (the serving signature's input) and implement
-    `encode_source(inputs) -> (source, source_lengths, errors)`, where `errors` is
+    `encode_source(inputs) -> (source, source_lengths, errors)` (and, where a source can
+    be cut, `encode_source_reporting`, which the serving signatures call), where `errors` is
     None when every input is valid by construction (text), else a [batch] string
     tensor ("" for a good item). `source_lengths` count real source positions for
     the pipeline's use; decoding length limits scale with the *encoder's* memory
@@ -172,9 +173,10 @@ class TextPreprocessor(TargetText):
         ids = self.keep_pieces(ids, keep)
         return tf.concat([ids, tf.fill([ids.nrows(), 1], EOS_ID)], axis=1), dropped
 
-    def source_ragged(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        """[batch] strings -> ragged int32 ids, EOS-terminated (never empty)."""
-        return self.source_ragged_reporting(self.source_texts(texts))[0]
+    def source_ragged(self, *inputs: tf.Tensor) -> tf.RaggedTensor:
+        """The serving inputs ([batch] strings) -> ragged int32 ids, EOS-terminated (never
+        empty)."""
+        return self.source_ragged_reporting(self.source_texts(*inputs))[0]
 
     def encode_source_reporting(self, *inputs: tf.Tensor):
         """[batch] strings -> (source ids [batch, time] int32, EOS-terminated, 0-padded;

@@ -32,7 +32,6 @@ __all__ = [
     "write_pairs",
 ]
 
-_FORMATS = ("tsv", "jsonl")
 _EXTENSIONS = {
     ".tsv": "tsv",
     ".txt": "tsv",

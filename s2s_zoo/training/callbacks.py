@@ -10,6 +10,7 @@ step, which is when the step is traced.
 
 from __future__ import annotations
 
+import csv
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +43,16 @@ class TimeBudget(keras.callbacks.Callback):
         self.seconds = minutes * 60.0
         self.clock = clock
         self.start = 0.0
+        self.paused_at: float | None = None
+
+    def pause(self) -> None:
+        """Stop counting (e.g. while validation outputs are decoded) until `resume`."""
+        self.paused_at = self.now()
+
+    def resume(self) -> None:
+        if self.paused_at is not None:
+            self.start += self.now() - self.paused_at  # the pause is not spent budget
+            self.paused_at = None
 
     def now(self) -> float:
         if self.clock == "cpu":
@@ -74,13 +85,18 @@ class DecodedValidation(keras.callbacks.Callback):
     metric is the one to watch. It must run before the logging callbacks (`fit` puts
     it first) so they see the values.
 
-    `decode(sources) -> hypotheses`; `score(sources, hypotheses, references) -> {name:
-    value}`.
+    `decode() -> hypotheses` of `sources`, in order, with the current weights;
+    `score(sources, hypotheses, references) -> {name: value}`. Under a multi-worker
+    strategy every worker decodes (the same weights give the same outputs), so early
+    stopping on a decoded metric decides alike everywhere. Decoding time is not counted
+    in a `TimeBudget` given as `budget`.
     """
+
+    budget: TimeBudget | None = None
 
     def __init__(
         self,
-        decode: Callable[[Sequence[Any]], list[str]],
+        decode: Callable[[], list[str]],
         score: Callable[[Sequence[Any], Sequence[str], Sequence[list[str]]], dict],
         sources: Sequence[Any],
         references: Sequence[list[str]],
@@ -94,7 +110,13 @@ class DecodedValidation(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None) -> None:
         if logs is None or not self.sources:
             return
-        hypotheses = self.decode(self.sources)
+        if self.budget is not None:
+            self.budget.pause()
+        try:
+            hypotheses = self.decode()
+        finally:
+            if self.budget is not None:
+                self.budget.resume()
         for name, value in self.score(self.sources, hypotheses, self.references).items():
             logs[f"val_{name}"] = float(value)
 
@@ -140,12 +162,25 @@ def logging_callbacks(logdir: str | Path, append: bool = False) -> list[keras.ca
         ) from None
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
+    csv_logger = keras.callbacks.CSVLogger(str(logdir / CSV_NAME), append=append)
+    header = _csv_header(logdir / CSV_NAME) if append else None
+    if header:
+        # a resumed run writes under the columns already there: a column it does not
+        # have is "NA", one the first run did not have is left out, never misaligned
+        csv_logger.keys = [key for key in header if key != "epoch"]
     return [
         LearningRateLog(),
         keras.callbacks.TensorBoard(str(logdir), write_graph=True, update_freq="epoch"),
         TrainStepGraph(logdir),
-        keras.callbacks.CSVLogger(str(logdir / CSV_NAME), append=append),
+        csv_logger,
     ]
+
+
+def _csv_header(path: Path) -> list[str] | None:
+    if not path.is_file():
+        return None
+    with open(path, newline="") as handle:
+        return next(csv.reader(handle), None)
 
 
 def epoch_checkpoints(directory: str | Path) -> keras.callbacks.ModelCheckpoint:

@@ -64,6 +64,13 @@ class TrainConfig:
     seed: int = 0
     warmup_steps: int = 0
     accumulate: int = 1
+    # what early stopping watches on the validation split: "loss" (teacher-forced), or a
+    # decoded metric of the task ("bleu", "wer", ...) logged by a DecodedValidation
+    early_stopping_metric: str = "loss"
+
+
+# decoded metrics where less is better; any other decoded metric is maximised
+LOWER_IS_BETTER = frozenset({"loss", "wer", "cer", "repeated_trigrams"})
 
 
 PRECISIONS = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
@@ -138,7 +145,8 @@ def fit(
     callbacks: Sequence[keras.callbacks.Callback] = (),
     validation_decoding: keras.callbacks.Callback | None = None,
 ) -> keras.callbacks.History:
-    """Teacher-forced training with early stopping on validation loss (best weights kept).
+    """Teacher-forced training with early stopping (best weights kept) on validation loss
+    or a decoded metric (`config.early_stopping_metric`).
 
     logdir: TensorBoard events (`train/`, `validation/`) and `training.csv`.
     checkpoint_dir: `epoch-NNNN.weights.h5` after each epoch (see `averaging`).
@@ -146,8 +154,8 @@ def fit(
     (weights, optimizer, epoch, data position, early stopping). `save_freq`: steps
     between backups (default: epoch ends only). Deleted when training finishes.
     callbacks: extra callbacks, run after ours.
-    validation_decoding: a `DecodedValidation` (chief only), run before the logging
-    callbacks so its `val_<metric>` values reach TensorBoard and the CSV.
+    validation_decoding: a `DecodedValidation`, run before early stopping and the logging
+    callbacks so its `val_<metric>` values reach them (on every worker: see its docstring).
 
     The model must be compiled (under the strategy's scope for distributed runs).
     The progress bar is Keras' own; when stdout is not a terminal (CI, log files)
@@ -171,16 +179,27 @@ def fit(
         train_ds = resume_dataset(train_ds, point)
 
     callback_list: list[keras.callbacks.Callback] = []
+    metric = config.early_stopping_metric
+    if metric != "loss" and validation_decoding is None:
+        raise ValueError(
+            f"early stopping on {metric!r} needs decoded validation metrics (a DecodedValidation)"
+        )
+    if validation_decoding is not None:  # first: early stopping and the logs read its values
+        callback_list.append(validation_decoding)
     early_stopping = None
     if valid_ds is not None and config.patience > 0:
         early_stopping = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.patience, restore_best_weights=True
+            monitor=f"val_{metric}",
+            mode="min" if metric in LOWER_IS_BETTER else "max",
+            patience=config.patience,
+            restore_best_weights=True,
         )
         callback_list.append(early_stopping)
     if config.max_minutes:
-        callback_list.append(TimeBudget(config.max_minutes, config.budget_clock))
-    if validation_decoding is not None and chief:  # before the logs, which record it
-        callback_list.append(validation_decoding)
+        budget = TimeBudget(config.max_minutes, config.budget_clock)
+        callback_list.append(budget)
+        if validation_decoding is not None:
+            validation_decoding.budget = budget
     if logdir is not None and chief:
         callback_list += logging_callbacks(logdir, append=point is not None)
     if checkpoint_dir is not None and chief:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import random
 import time
 import uuid
 from collections.abc import Sequence
@@ -162,11 +163,20 @@ def argument_parser(recipe: Recipe, task: Task, description: str = "") -> argpar
     )
     p.add_argument(
         "--valid-decode",
-        type=int,
+        type=non_negative_int,
         default=200,
         metavar="N",
-        help="after each epoch, greedy-decode the first N validation sources and log the "
-        "task's metrics as val_<metric> (val_bleu, val_wer, ...; 0: off)",
+        help="after each epoch, greedy-decode N validation sources (a fixed seeded sample) "
+        "and log the task's metrics as val_<metric> (val_bleu, val_wer, ...; 0: off); "
+        "decoding time is not counted in --max-minutes",
+    )
+    p.add_argument(
+        "--early-stopping-metric",
+        default=train.early_stopping_metric,
+        metavar="NAME",
+        help="what early stopping (and the weights kept) follows on the validation split: "
+        "loss, or a decoded metric of the task such as bleu, wer, rouge1 (needs "
+        "--valid-decode > 0; wer/cer are minimised, others maximised)",
     )
     p.add_argument(
         "--backup-dir",
@@ -206,7 +216,16 @@ def train_config_from(args: argparse.Namespace) -> TrainConfig:
         seed=args.seed,
         warmup_steps=args.warmup_steps,
         accumulate=args.accumulate,
+        early_stopping_metric=args.early_stopping_metric,
     )
+
+
+def non_negative_int(value: str) -> int:
+    """argparse type: an integer >= 0."""
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {number}")
+    return number
 
 
 def decoding_from(args: argparse.Namespace, defaults: DecodingConfig) -> DecodingConfig:
@@ -332,23 +351,42 @@ def references_by_source(examples: Sequence[Example]) -> tuple[list, list[list[s
 
 
 def decoded_validation(
-    inference: Seq2SeqInference, task: Task, examples: Sequence[Example], count: int
+    inference: Seq2SeqInference,
+    task: Task,
+    examples: Sequence[Example],
+    count: int,
+    seed: int = 0,
+    early_stopping_metric: str = "loss",
 ) -> DecodedValidation | None:
-    """The per-epoch `val_<metric>` callback over the first `count` validation sources
-    (greedy search on the live weights; None when `count` is 0)."""
-    if count < 0:
-        raise SystemExit(f"--valid-decode must be >= 0, got {count}")
+    """The per-epoch `val_<metric>` callback over `count` validation sources, a seeded
+    sample kept in file order (a length-sorted file is not cut to its short end); greedy
+    search on the live weights. None when `count` is 0. Refuses an early-stopping metric
+    the task does not report."""
     sources, refs = references_by_source(examples)
-    sources, refs = sources[:count], refs[:count]
+    if count < len(sources):
+        chosen = sorted(random.Random(seed).sample(range(len(sources)), count))
+        sources, refs = [sources[i] for i in chosen], [refs[i] for i in chosen]
+    if early_stopping_metric != "loss":
+        if not sources:
+            raise SystemExit(
+                f"--early-stopping-metric {early_stopping_metric} needs --valid-decode > 0"
+            )
+        known = sorted(task.score_sources(sources[:1], [""], refs[:1]))
+        if early_stopping_metric not in known:
+            raise SystemExit(
+                f"--early-stopping-metric {early_stopping_metric!r}: the {task.name} task "
+                f"reports {['loss', *known]}"
+            )
     if not sources:
         return None
     names = inference.input_names
+    inputs = [task.serving_input(s) for s in sources]  # read once (media files), not per epoch
 
-    def greedy(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        return inference.greedy(*[inputs[name] for name in names])
+    def greedy(**tensors: tf.Tensor) -> dict[str, tf.Tensor]:
+        return inference.greedy(*[tensors[name] for name in names])
 
-    def decode(chosen: Sequence[Any]) -> list[str]:
-        return decode_with(greedy, names, [task.serving_input(s) for s in chosen])
+    def decode() -> list[str]:
+        return decode_with(greedy, names, inputs)
 
     return DecodedValidation(decode, task.score_sources, sources, refs)
 
@@ -466,6 +504,14 @@ def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = ""
     vocab = f"{getattr(pre, 'source_vocab_size', '-')} -> {pre.target_vocab_size}"
     print(f"Model {recipe.model}: {model.count_params():,} parameters; vocab {vocab}")
 
+    validation = decoded_validation(
+        inference,
+        task,
+        splits["valid"],
+        args.valid_decode,
+        seed=args.seed,
+        early_stopping_metric=args.early_stopping_metric,
+    )
     train_ds = task.dataset(splits["train"], pre, args, training=True)
     valid_ds = task.dataset(splits["valid"], pre, args, training=False)
     home = run_directory(args)
@@ -482,7 +528,7 @@ def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = ""
         checkpoint_dir=args.epoch_checkpoints,
         backup_dir=backup_dir,
         save_freq=args.backup_every,
-        validation_decoding=decoded_validation(inference, task, splits["valid"], args.valid_decode),
+        validation_decoding=validation,
     )
     if not is_chief(strategy):  # only the chief writes checkpoints and exports
         return {"history": history.history}

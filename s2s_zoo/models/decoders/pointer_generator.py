@@ -21,9 +21,11 @@ Coverage (section 2.3): the attention also sees c_t = sum_{t'<t} a_t', carried i
 step state (`state["coverage"]`, reordered by beam search like any state), and
 `coverage_loss_weight` * sum_t sum_i min(a_t,i, c_t,i) (averaged over real target
 tokens) is added to the training loss through `Layer.add_loss`, so `model.fit` with the
-usual `SequenceLoss` optimises both. The paper trains without coverage and adds it, with
-weight 1.0, for a short final phase; here the weight is a config field and applies from
-the start (set it to 0 to train the coverage attention without the loss).
+usual `SequenceLoss` optimises both. The paper trains without the coverage loss and
+adds it, with weight 1.0, for a short final phase: `coverage_loss_weight` is lambda and
+`coverage_loss_from_step` the training step it starts at (0: from the start). The step
+count is a layer weight, so it is saved with the model and a resumed or fine-tuned run
+continues it.
 
 With `copy_source=False` this is the paper's baseline (the same network without the
 pointer), which makes the copy/no-copy comparison an exact ablation.
@@ -64,16 +66,25 @@ class PointerGeneratorConfig:
     copy_source: bool = True  # False: the same network without the pointer
     coverage: bool = False
     coverage_loss_weight: float = 1.0  # lambda; used only with coverage
+    coverage_loss_from_step: int = 0  # the loss counts from this training step on
     share_embeddings: bool = True  # one embedding for source and target (joint vocabulary)
 
     def __post_init__(self) -> None:
         check_cell(self.cell)
         if self.coverage_loss_weight < 0:
             raise ValueError(f"coverage_loss_weight must be >= 0, got {self.coverage_loss_weight}")
+        if self.coverage_loss_from_step < 0:
+            raise ValueError(
+                f"coverage_loss_from_step must be >= 0, got {self.coverage_loss_from_step}"
+            )
 
 
 class CoverageLossTerm(layers.Layer):
     """Adds `weight` * coverage loss to the model's losses; passes its first input through.
+
+    With `from_step` > 0 the loss counts only once that many training calls (steps) are
+    done: the layer counts them in a non-trainable weight (one count per step under
+    tf.distribute), and before then adds 0.
 
     >>> term = CoverageLossTerm(weight=1.0)
     >>> attention = tf.constant([[[1.0, 0.0], [1.0, 0.0]]])  # step 1 attends again
@@ -83,19 +94,36 @@ class CoverageLossTerm(layers.Layer):
     [0.5]
     """
 
-    def __init__(self, weight: float, **kwargs) -> None:
+    def __init__(self, weight: float, from_step: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.weight = float(weight)
+        self.from_step = int(from_step)
+        self.steps = None
+        if self.from_step:
+            self.steps = self.add_weight(
+                shape=(),
+                dtype="int64",
+                initializer="zeros",
+                trainable=False,
+                aggregation="only_first_replica",
+                name="training_steps",
+            )
 
-    def call(self, outputs, attention, coverage, target_mask):
-        self.add_loss(self.weight * coverage_loss(attention, target_mask, coverage))
+    def call(self, outputs, attention, coverage, target_mask, training=None):
+        loss = self.weight * coverage_loss(attention, target_mask, coverage)
+        if self.steps is not None:
+            if training:
+                self.steps.assign_add(1)
+            done = keras.ops.convert_to_tensor(self.steps) - (1 if training else 0)
+            loss = keras.ops.where(done >= self.from_step, loss, keras.ops.zeros_like(loss))
+        self.add_loss(loss)
         return outputs
 
-    def compute_output_spec(self, outputs, attention, coverage, target_mask):
+    def compute_output_spec(self, outputs, attention, coverage, target_mask, training=None):
         return keras.KerasTensor(outputs.shape, outputs.dtype)
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "weight": self.weight}
+        return {**super().get_config(), "weight": self.weight, "from_step": self.from_step}
 
 
 @register_decoder("pointer_generator")
@@ -146,7 +174,10 @@ class PointerGeneratorDecoder(Decoder):
             # float32: under a mixed policy it would cast the float32 logits it passes
             # through to float16, and the loss term is better summed in float32
             self.coverage_term = CoverageLossTerm(
-                c.coverage_loss_weight, name="coverage_loss", dtype="float32"
+                c.coverage_loss_weight,
+                c.coverage_loss_from_step,
+                name="coverage_loss",
+                dtype="float32",
             )
 
     @property
