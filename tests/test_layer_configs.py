@@ -226,11 +226,22 @@ def test_config_round_trip_gives_identical_outputs(name):
     assert len(clone.losses) == len(layer.losses)
 
 
-def _modules_with_layers() -> list[str]:
-    return sorted({cls.__module__ for cls in LAYERS.values()})
+def _package_families() -> list[type]:
+    """The package's encoder and decoder classes (not those a test file registers)."""
+    from s2s_zoo.models.registry import DECODERS, ENCODERS
+
+    families = [*ENCODERS.values(), *DECODERS.values()]
+    return [cls for cls in families if cls.__module__.startswith("s2s_zoo.")]
 
 
-@pytest.mark.parametrize("module_name", _modules_with_layers())
+def _modules_with_layers_or_models() -> list[str]:
+    families = _package_families()
+    return sorted(
+        {cls.__module__ for cls in [*LAYERS.values(), *families]} | {"s2s_zoo.models.seq2seq"}
+    )
+
+
+@pytest.mark.parametrize("module_name", _modules_with_layers_or_models())
 def test_docstring_examples_run(module_name):
     module = importlib.import_module(module_name)
     result = doctest.testmod(
@@ -242,3 +253,10 @@ def test_docstring_examples_run(module_name):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_layer_docstring_has_an_example(name):
     assert ">>>" in (LAYERS[name].__doc__ or ""), f"{name} has no runnable example"
+
+
+def test_every_encoder_and_decoder_family_has_an_example():
+    from s2s_zoo.models.seq2seq import Seq2SeqModel
+
+    for cls in [*_package_families(), Seq2SeqModel]:
+        assert ">>>" in (cls.__doc__ or ""), f"{cls.__name__} has no runnable example"

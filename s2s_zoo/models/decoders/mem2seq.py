@@ -270,7 +270,16 @@ class Mem2SeqHead(layers.Layer):
 @register_decoder("mem2seq")
 class Mem2SeqDecoder(Decoder):
     """See the module docstring. Needs an encoder that provides word extras
-    (`memory_network`)."""
+    (`memory_network`).
+
+    >>> from s2s_zoo.models.encoders import MemoryNetworkEncoder, MemoryNetworkEncoderConfig
+    >>> from s2s_zoo.models.seq2seq import Seq2SeqModel
+    >>> enc = MemoryNetworkEncoder(MemoryNetworkEncoderConfig(vocab_size=30, embedding_dim=8))
+    >>> dec = Mem2SeqDecoder(Mem2SeqDecoderConfig(vocab_size=30, decoder_units=16,
+    ...                                           attention_units=8), enc.memory_dim)
+    >>> Seq2SeqModel(enc, dec).training_model.output.shape
+    (None, None, 30)
+    """
 
     config_class = Mem2SeqDecoderConfig
 
