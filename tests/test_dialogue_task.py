@@ -179,8 +179,10 @@ def test_flat_preprocessor_truncates_from_the_left(proto):
 def test_every_cut_piece_is_reported(proto):
     """Turns and facts over max_turns/max_facts and pieces over max_turn_length are all
     counted in the signatures' `source_truncated_tokens`; a request that fits counts 0."""
-    context = tf.constant([["hi there", "hello", "here it is"], ["hi there", "", ""]])
-    kb = tf.constant([["resto_a R_phone resto_a_phone", "here it is"], ["", ""]])
+    context = tf.constant(
+        [["hi there", "hello", "here it is"], ["hi there", "", ""], ["hello", "", "hi there"]]
+    )
+    kb = tf.constant([["resto_a R_phone resto_a_phone", "here it is"], ["", ""], ["", ""]])
 
     def n(text):
         return len(proto_pieces(proto, text))
@@ -189,18 +191,21 @@ def test_every_cut_piece_is_reported(proto):
     *_, cut = memory.encode_source_reporting(context, kb)
     lost = n("hi there") + n("hello") + max(n("here it is") - 2, 0)  # 2 old turns, 1 long
     lost += n("resto_a R_phone resto_a_phone") + max(n("here it is") - 2, 0)  # old fact, long
-    assert cut.numpy().tolist() == [lost, max(n("hi there") - 2, 0)]
-    assert DialoguePreprocessor(proto).encode_source_reporting(context, kb)[3].numpy().tolist() == [
-        0,
-        0,
-    ]
+    # row 3: "hello" and an empty turn (served as <SILENCE>, never sent) are dropped
+    last = max(n("hi there") - 2, 0)
+    assert cut.numpy().tolist() == [lost, max(n("hi there") - 2, 0), n("hello") + last]
+    whole = DialoguePreprocessor(proto).encode_source_reporting(context, kb)[3]
+    assert whole.numpy().tolist() == [0, 0, 0]
 
-    flat = FlatDialoguePreprocessor(proto, max_source_length=64, max_turns=1, max_facts=1)
-    whole = FlatDialoguePreprocessor(proto, max_source_length=64)
-    full = whole.source_tokenizer.tokenize(whole.source_texts(context, kb)).row_lengths()
-    kept = flat.source_tokenizer.tokenize(flat.source_texts(context, kb)).row_lengths()
+    # flattened: turns/facts over the caps, then the oldest pieces over max_source_length
+    flat = FlatDialoguePreprocessor(proto, max_source_length=6, max_turns=1, max_facts=1)
+    everything = FlatDialoguePreprocessor(proto, max_source_length=1000)
+    full = everything.source_tokenizer.tokenize(everything.source_texts(context, kb))
+    capped = flat.source_tokenizer.tokenize(flat.source_texts(context, kb))
+    read = tf.minimum(capped.row_lengths(), 5)  # 5 pieces + EOS
     *_, cut = flat.encode_source_reporting(context, kb)
-    assert cut.numpy().tolist() == (full - kept).numpy().tolist() and cut.numpy()[0] > 0
+    assert cut.numpy().tolist() == (full.row_lengths() - read).numpy().tolist()
+    assert everything.encode_source_reporting(context, kb)[3].numpy().tolist() == [0, 0, 0]
 
 
 def proto_pieces(proto, text):

@@ -113,8 +113,8 @@ def test_pointer_copies_names_it_never_generated_where_no_copy_cannot(copy_task,
 
 
 def test_coverage_loss_is_part_of_the_training_loss(copy_task):
-    """evaluate() with weight w minus the same network with weight 0 is w times the coverage
-    loss, which is recomputed here from the decoding steps (the step path's attention)."""
+    """A training call adds w times the coverage loss, recomputed here from the decoding
+    steps (the step path's attention); evaluate() reports the sequence loss alone."""
     train, _, pre = copy_task
     vocab = pre.target_vocab_size
     examples = train[:16]
@@ -134,11 +134,14 @@ def test_coverage_loss_is_part_of_the_training_loss(copy_task):
 
     (source, target_in), target_out = next(iter(ds))
     batch = tf.data.Dataset.from_tensors(((source, target_in), target_out))
-    total = with_loss.training_model.evaluate(batch, verbose=0, return_dict=True)["loss"]
+    validation = with_loss.training_model.evaluate(batch, verbose=0, return_dict=True)["loss"]
     plain = without.training_model.evaluate(batch, verbose=0, return_dict=True)["loss"]
     logits = without.training_model([source, target_in])
     np.testing.assert_allclose(plain, float(tf.reduce_sum(SequenceLoss()(target_out, logits))),
                                rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(validation, plain, rtol=1e-5)  # no coverage term there
+    with_loss.training_model([source, target_in], training=True)  # no dropout in TINY
+    added = sum(float(loss) for loss in with_loss.training_model.losses)
 
     # the coverage loss from the step-by-step decoder (coverage carried in the state)
     memory, state = with_loss.encode(source)
@@ -151,36 +154,32 @@ def test_coverage_loss_is_part_of_the_training_loss(copy_task):
     np.testing.assert_allclose(coverage[:, 1:], tf.cumsum(attention, 1)[:, :-1], atol=1e-5)
     expected = float(coverage_loss(attention, target_in != 0, coverage))
     assert expected > 0.01
-    np.testing.assert_allclose(total - plain, weight * expected, rtol=1e-3, atol=1e-5)
+    np.testing.assert_allclose(added, weight * expected, rtol=1e-3, atol=1e-5)
 
 
 def test_coverage_loss_counts_from_its_step(copy_task):
-    """coverage_loss_from_step=3 (See et al.'s final phase): the training loss has no
-    coverage term until 3 training steps are done, then has it; the count is a weight."""
+    """coverage_loss_from_step=3 (See et al.'s final phase): training calls 0, 1 and 2 add
+    no coverage term, calls 3 on add it; fit counts one call per training batch, and the
+    count is a model weight (saved and restored with it)."""
     train, _, pre = copy_task
     vocab = pre.target_vocab_size
     keras.utils.set_random_seed(4)
     model = build_from_catalog("pointer_generator_coverage", vocab, vocab, **TINY,
                                coverage_loss_weight=0.7, coverage_loss_from_step=3)  # fmt: skip
+    (source, target_in), _ = next(iter(make_dataset(train[:8], pre, 8, shuffle=False)))
+    term = model.decoder.coverage_term
+    added = []
+    for _ in range(5):
+        model.training_model([source, target_in], training=True)
+        added.append(sum(float(loss) for loss in model.training_model.losses))
+    assert [a > 1e-4 for a in added] == [False, False, False, True, True]
+    model.training_model([source, target_in])  # inference: neither counted nor added
+    assert int(term.steps.numpy()) == 5 and not model.training_model.losses
     config = TrainConfig(epochs=1, batch_size=8, learning_rate=1e-2, patience=0)
     compile_model(model.training_model, config)
-    ds = make_dataset(train[:64], pre, 8, shuffle=False)
-    batch = ds.take(1)
-
-    def coverage_term() -> float:  # the evaluated loss minus its sequence loss
-        (source, target_in), target_out = next(iter(batch))
-        total = model.training_model.evaluate(batch, verbose=0, return_dict=True)["loss"]
-        logits = model.training_model([source, target_in])
-        return total - float(tf.reduce_sum(SequenceLoss()(target_out, logits)))
-
-    term, optimizer = model.decoder.coverage_term, model.training_model.optimizer
-    fit(model.training_model, batch, None, config, verbose=0)
-    assert int(term.steps.numpy()) == int(optimizer.iterations) < 3  # one per training step
-    assert abs(coverage_term()) < 1e-5
-    fit(model.training_model, ds.take(2), None, config, verbose=0)
-    assert int(term.steps.numpy()) == int(optimizer.iterations) >= 3
-    assert coverage_term() > 0.005
-    assert any(w is term.steps for w in model.training_model.weights)  # saved with the model
+    fit(model.training_model, make_dataset(train[:64], pre, 8).take(2), None, config, verbose=0)
+    assert int(term.steps.numpy()) == 5 + 2  # one per training batch
+    assert any(w is term.steps for w in model.training_model.weights)
 
 
 @pytest.mark.parametrize("name", ["pointer_generator", "pointer_generator_coverage"])

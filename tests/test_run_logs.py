@@ -170,8 +170,13 @@ def test_a_resumed_csv_log_keeps_its_columns(tmp_path):
 
     (tmp_path / CSV_NAME).write_text("epoch,loss,val_bleu\n0,2.0,1.5\n")
     csv_logger = logging_callbacks(tmp_path, append=True)[-1]
-    assert csv_logger.keys == ["loss", "val_bleu"]
-    assert logging_callbacks(tmp_path / "new", append=True)[-1].keys is None
+    csv_logger.set_model(type("M", (), {"stop_training": False})())
+    csv_logger.on_train_begin()  # Keras' CSVLogger forgets its columns here
+    csv_logger.on_epoch_end(1, {"loss": 1.0, "val_loss": 3.0})  # no val_bleu this time
+    csv_logger.on_train_end()
+    with open(tmp_path / CSV_NAME) as f:
+        rows = list(csv.reader(f))
+    assert rows == [["epoch", "loss", "val_bleu"], ["0", "2.0", "1.5"], ["1", "1.0", "NA"]]
 
 
 def test_an_early_stopping_metric_the_task_lacks_is_refused():
@@ -185,3 +190,19 @@ def test_an_early_stopping_metric_the_task_lacks_is_refused():
     assert len(sample.sources) == 4 and sample.sources == sorted(
         sample.sources, key=[s for s, _ in pairs].index
     )  # a sample, kept in file order
+
+
+def test_the_validation_sample_takes_whole_groups():
+    from s2s_zoo.training.runner import sample_by_group
+
+    sources = [f"d{d}t{t}" for d in range(10) for t in range(3)]  # 10 dialogs of 3 turns
+
+    def dialog(source):
+        return source.split("t")[0]
+
+    chosen = sample_by_group(sources, 7, dialog, seed=1)
+    groups = {dialog(sources[i]) for i in chosen}
+    assert chosen == sorted(chosen) and len(chosen) == 6 and len(groups) == 2  # whole dialogs
+    assert sample_by_group(sources, 7, dialog, seed=1) == chosen  # seeded
+    assert len(sample_by_group(sources, 7, lambda s: None, seed=1)) == 7  # no groups: sources
+    assert len(sample_by_group(sources, 1, dialog, seed=1)) == 3  # at least one group

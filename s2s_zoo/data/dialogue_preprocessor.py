@@ -72,17 +72,19 @@ def keep_last(strings: tf.Tensor, real: tf.Tensor, limit: int) -> tf.Tensor:
     return tf.where(index < count[:, None], kept, "")
 
 
-def conversation_turns(context: tf.Tensor, max_turns: int) -> tf.Tensor:
+def conversation_turns(context: tf.Tensor, max_turns: int, silence: bool = True) -> tf.Tensor:
     """[B, T] turns -> [B, T'] with inner empty turns as <SILENCE>, the last `max_turns` kept.
 
-    `max_turns` is odd, so dropping the oldest turns keeps a user turn first.
+    `max_turns` is odd, so dropping the oldest turns keeps a user turn first. With
+    `silence=False` inner empty turns stay "" (the same turns, as the client sent them).
     """
     context = tf.strings.strip(_at_least_one_column(context))
     real = context != ""
     position = tf.range(tf.shape(context)[1])[None, :]
     last = tf.reduce_max(tf.where(real, position, -1), axis=1, keepdims=True)
     inner = position < last
-    context = tf.where(inner & ~real, SILENCE, context)
+    if silence:
+        context = tf.where(inner & ~real, SILENCE, context)
     return keep_last(context, real | inner, max_turns)
 
 
@@ -163,14 +165,15 @@ class DialoguePreprocessor(TargetText):
         return (memory, speakers, query), lengths, None
 
     def encode_source_reporting(self, context: tf.Tensor, kb: tf.Tensor):
-        """`encode_source`, plus the pieces each conversation lost: turns and facts beyond
-        `max_turns`/`max_facts` (the oldest go) and pieces past `max_turn_length`."""
+        """`encode_source`, plus the pieces of the request each conversation lost: turns and
+        facts beyond `max_turns`/`max_facts` (the oldest go) and pieces past
+        `max_turn_length` (a <SILENCE> put in for an empty turn is not the client's)."""
         source, lengths, errors = self.encode_source(context, kb)
         tokenizer, cap = self.target_tokenizer, self.max_turn_length
-        sent = _pieces(tokenizer, conversation_turns(context, _ALL)) + _pieces(
-            tokenizer, kb_facts(kb, _ALL)
-        )
-        kept = _pieces(tokenizer, conversation_turns(context, self.max_turns), cap) + _pieces(
+        turns = conversation_turns(context, _ALL, silence=False)
+        kept_turns = conversation_turns(context, self.max_turns, silence=False)
+        sent = _pieces(tokenizer, turns) + _pieces(tokenizer, kb_facts(kb, _ALL))
+        kept = _pieces(tokenizer, kept_turns, cap) + _pieces(
             tokenizer, kb_facts(kb, self.max_facts), cap
         )
         return source, lengths, errors, sent - kept
@@ -255,8 +258,9 @@ class FlatDialoguePreprocessor(TextPreprocessor):
         return tf.gather(ids.values, tail)
 
     def encode_source_reporting(self, context: tf.Tensor, kb: tf.Tensor):
-        """The base class's, with the count taken against the whole conversation: turns
-        and facts beyond `max_turns`/`max_facts` are lost pieces too."""
+        """The base class's, with the count taken against the whole flattened conversation
+        (its turn markers included): turns and facts beyond `max_turns`/`max_facts` are
+        lost pieces too."""
         source_ids, lengths, errors, _ = super().encode_source_reporting(context, kb)
         whole = flatten_dialogue(conversation_turns(context, _ALL), kb_facts(kb, _ALL))
         sent = tf.cast(self.source_tokenizer.tokenize(whole).row_lengths(), tf.int32)

@@ -193,8 +193,9 @@ class TextPreprocessor(TargetText):
         return source_ids, lengths, None, dropped
 
     def encode_source(self, *inputs: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, None]:
-        """`encode_source_reporting` without the truncation counts."""
-        return self.encode_source_reporting(*inputs)[:3]
+        """`encode_source_reporting` without the truncation counts (this class's: a
+        subclass's costlier count is for the signatures, not for training batches)."""
+        return TextPreprocessor.encode_source_reporting(self, *inputs)[:3]
 
     def source_ids(self, *inputs: tf.Tensor) -> tf.Tensor:
         """The serving inputs -> [batch, time] int32 source ids (see `encode_source`)."""

@@ -129,6 +129,11 @@ class Task:
         """`score`, for tasks whose metrics need the sources too (e.g. per-dialog accuracy)."""
         return self.score(hypotheses, references)
 
+    def example_group(self, source: Any) -> Any:
+        """What an example belongs to and is scored with (a dialog), or None. A sample of
+        the validation split for per-epoch decoding takes whole groups."""
+        return None
+
     def source_groups(self, split_path: str | Path) -> dict[str, list[str]] | None:
         """{example source: the groups it is also scored in} for a split file, or None.
 

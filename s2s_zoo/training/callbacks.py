@@ -56,7 +56,7 @@ class TimeBudget(keras.callbacks.Callback):
 
     def now(self) -> float:
         if self.clock == "cpu":
-            return time.process_time() / (os.cpu_count() or 1)
+            return time.process_time() / _usable_cores()
         return time.monotonic()
 
     def on_train_begin(self, logs=None) -> None:
@@ -65,6 +65,14 @@ class TimeBudget(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None) -> None:
         if self.now() - self.start > self.seconds:
             self.model.stop_training = True
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (CPU affinity, e.g. a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no sched_getaffinity (macOS)
+        return os.cpu_count() or 1
 
 
 class LearningRateLog(keras.callbacks.Callback):
@@ -162,18 +170,25 @@ def logging_callbacks(logdir: str | Path, append: bool = False) -> list[keras.ca
         ) from None
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
-    csv_logger = keras.callbacks.CSVLogger(str(logdir / CSV_NAME), append=append)
-    header = _csv_header(logdir / CSV_NAME) if append else None
-    if header:
-        # a resumed run writes under the columns already there: a column it does not
-        # have is "NA", one the first run did not have is left out, never misaligned
-        csv_logger.keys = [key for key in header if key != "epoch"]
+    csv_logger = ResumableCSVLogger(str(logdir / CSV_NAME), append=append)
     return [
         LearningRateLog(),
         keras.callbacks.TensorBoard(str(logdir), write_graph=True, update_freq="epoch"),
         TrainStepGraph(logdir),
         csv_logger,
     ]
+
+
+class ResumableCSVLogger(keras.callbacks.CSVLogger):
+    """`CSVLogger` that, appending to a log (a resumed run), writes under the columns
+    already there: a column the run does not have is "NA", one the first run did not
+    have is left out; rows are never misaligned with the header."""
+
+    def on_train_begin(self, logs=None) -> None:
+        super().on_train_begin(logs)  # Keras resets `keys` here
+        header = _csv_header(Path(self.filename)) if self.append else None
+        if header:
+            self.keys = [key for key in header if key != "epoch"]
 
 
 def _csv_header(path: Path) -> list[str] | None:

@@ -251,6 +251,7 @@ class TrainingBackup(keras.callbacks.Callback):
 
 def _early_stopping_state(callback: keras.callbacks.EarlyStopping, directory: Path, name: str):
     state = {
+        "monitor": callback.monitor,  # its mode follows from it (training.fit)
         "wait": int(callback.wait),
         "best": None if callback.best is None else float(callback.best),
         "best_epoch": int(callback.best_epoch),
@@ -266,6 +267,14 @@ def _set_early_stopping_state(
     callback: keras.callbacks.EarlyStopping, point: ResumePoint, directory: Path
 ) -> None:
     state = point.early_stopping or {}
+    if state.get("monitor", callback.monitor) != callback.monitor:
+        # the resumed run watches another value (e.g. --early-stopping-metric changed):
+        # a loss is no best for BLEU, so its early stopping starts afresh
+        print(
+            f"Early stopping now follows {callback.monitor} (the backup followed "
+            f"{state['monitor']}): its best value and patience start afresh"
+        )
+        return
     callback.wait = state["wait"]
     callback.best = state["best"]
     callback.best_epoch = state["best_epoch"]

@@ -358,20 +358,23 @@ def decoded_validation(
     seed: int = 0,
     early_stopping_metric: str = "loss",
 ) -> DecodedValidation | None:
-    """The per-epoch `val_<metric>` callback over `count` validation sources, a seeded
-    sample kept in file order (a length-sorted file is not cut to its short end); greedy
-    search on the live weights. None when `count` is 0. Refuses an early-stopping metric
-    the task does not report."""
+    """The per-epoch `val_<metric>` callback over about `count` validation sources: a
+    seeded sample of whole groups (`Task.example_group`: a dialog) or of sources, kept in
+    file order (a length-sorted file is not cut to its short end); greedy search on the
+    live weights. None when `count` is 0. Refuses an early-stopping metric the task does
+    not report."""
     sources, refs = references_by_source(examples)
-    if count < len(sources):
-        chosen = sorted(random.Random(seed).sample(range(len(sources)), count))
+    if count == 0:
+        sources, refs = [], []
+    elif count < len(sources):
+        chosen = sample_by_group(sources, count, task.example_group, seed)
         sources, refs = [sources[i] for i in chosen], [refs[i] for i in chosen]
     if early_stopping_metric != "loss":
         if not sources:
             raise SystemExit(
                 f"--early-stopping-metric {early_stopping_metric} needs --valid-decode > 0"
             )
-        known = sorted(task.score_sources(sources[:1], [""], refs[:1]))
+        known = sorted(task.score_sources(sources, [""] * len(sources), refs))
         if early_stopping_metric not in known:
             raise SystemExit(
                 f"--early-stopping-metric {early_stopping_metric!r}: the {task.name} task "
@@ -389,6 +392,24 @@ def decoded_validation(
         return decode_with(greedy, names, inputs)
 
     return DecodedValidation(decode, task.score_sources, sources, refs)
+
+
+def sample_by_group(sources: Sequence[Any], count: int, group_of, seed: int) -> list[int]:
+    """Indices of about `count` sources (whole groups, at least one), sorted."""
+    groups: dict[Any, list[int]] = {}
+    for index, source in enumerate(sources):
+        key = group_of(source)
+        groups.setdefault(index if key is None else key, []).append(index)
+    order = list(groups)
+    random.Random(seed).shuffle(order)
+    chosen: list[int] = []
+    for key in order:
+        if chosen and len(chosen) + len(groups[key]) > count:
+            continue
+        chosen += groups[key]
+        if len(chosen) >= count:
+            break
+    return sorted(chosen)
 
 
 def evaluate_export(
@@ -504,6 +525,12 @@ def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = ""
     vocab = f"{getattr(pre, 'source_vocab_size', '-')} -> {pre.target_vocab_size}"
     print(f"Model {recipe.model}: {model.count_params():,} parameters; vocab {vocab}")
 
+    if args.early_stopping_metric != "loss" and args.strategy == "multi_worker":
+        # each worker would decide from its own decoded metric; workers that disagree on
+        # stopping would hang in the next all-reduce
+        raise SystemExit(
+            "--early-stopping-metric other than loss is not supported with multi_worker"
+        )
     validation = decoded_validation(
         inference,
         task,

@@ -21,7 +21,8 @@ Coverage (section 2.3): the attention also sees c_t = sum_{t'<t} a_t', carried i
 step state (`state["coverage"]`, reordered by beam search like any state), and
 `coverage_loss_weight` * sum_t sum_i min(a_t,i, c_t,i) (averaged over real target
 tokens) is added to the training loss through `Layer.add_loss`, so `model.fit` with the
-usual `SequenceLoss` optimises both. The paper trains without the coverage loss and
+usual `SequenceLoss` optimises both (in training only: the validation loss stays the
+sequence loss). The paper trains without the coverage loss and
 adds it, with weight 1.0, for a short final phase: `coverage_loss_weight` is lambda and
 `coverage_loss_from_step` the training step it starts at (0: from the start). The step
 count is a layer weight, so it is saved with the model and a resumed or fine-tuned run
@@ -82,14 +83,17 @@ class PointerGeneratorConfig:
 class CoverageLossTerm(layers.Layer):
     """Adds `weight` * coverage loss to the model's losses; passes its first input through.
 
-    With `from_step` > 0 the loss counts only once that many training calls (steps) are
-    done: the layer counts them in a non-trainable weight (one count per step under
-    tf.distribute), and before then adds 0.
+    The term is a training regulariser: it is added in training calls only, so the
+    validation loss stays the sequence loss and is comparable before and after the
+    coverage phase. With `from_step` > 0 it counts only once that many training calls are
+    done (training batches: with gradient accumulation, micro-batches); the layer counts
+    them in a non-trainable weight (one count per step under tf.distribute).
 
     >>> term = CoverageLossTerm(weight=1.0)
     >>> attention = tf.constant([[[1.0, 0.0], [1.0, 0.0]]])  # step 1 attends again
     >>> coverage = tf.constant([[[0.0, 0.0], [1.0, 0.0]]])  # what step 1 had seen
-    >>> outputs = term(tf.zeros([1, 2, 3]), attention, coverage, tf.constant([[True, True]]))
+    >>> mask = tf.constant([[True, True]])
+    >>> outputs = term(tf.zeros([1, 2, 3]), attention, coverage, mask, training=True)
     >>> [float(loss) for loss in term.losses]  # min(a, c) summed, over 2 target tokens
     [0.5]
     """
@@ -110,12 +114,14 @@ class CoverageLossTerm(layers.Layer):
             )
 
     def call(self, outputs, attention, coverage, target_mask, training=None):
+        if not training:
+            return outputs
         loss = self.weight * coverage_loss(attention, target_mask, coverage)
         if self.steps is not None:
-            if training:
-                self.steps.assign_add(1)
-            done = keras.ops.convert_to_tensor(self.steps) - (1 if training else 0)
+            done = keras.ops.convert_to_tensor(self.steps)  # training calls before this one
             loss = keras.ops.where(done >= self.from_step, loss, keras.ops.zeros_like(loss))
+            with tf.control_dependencies([loss]):
+                self.steps.assign_add(1)
         self.add_loss(loss)
         return outputs
 

@@ -240,6 +240,9 @@ class DialogueTask(Task):
             "entity_f1": entity_f1(hypotheses, refs, self.entities),
         }
 
+    def example_group(self, source: DialogueSource) -> str:
+        return source.dialog  # per-dialog accuracy needs every turn of a dialog
+
     def score_sources(self, sources, hypotheses, references) -> dict:
         refs = [r[0] for r in references]
         entities = self.entities | kb_entities({f for s in sources for f in s.kb})
