@@ -34,9 +34,10 @@ class MemoryAttention(keras.layers.Layer):
         super().__init__(name=name, **kwargs)
         self.units, self.query_dim, self.memory_dim = units, query_dim, memory_dim
         self.supports_masking = True  # the query's mask carries over to the context
-        if kind not in ATTENTION_KINDS or kind == "none":
+        mechanism = kind  # one of ATTENTION_KINDS but "none"
+        if mechanism not in ATTENTION_KINDS or mechanism == "none":
             raise ValueError(f"attention kind must be one of {ATTENTION_KINDS[1:]}, got {kind!r}")
-        if kind == "luong_dot" and query_dim != memory_dim:
+        if mechanism == "luong_dot" and query_dim != memory_dim:
             raise ValueError(
                 "luong_dot attention needs the decoder width to equal the encoder output "
                 f"width, got {query_dim} and {memory_dim}; use luong_general instead"
@@ -44,12 +45,12 @@ class MemoryAttention(keras.layers.Layer):
         self.kind = kind
         self.query_projection = None
         self.key_projection = None
-        if kind == "bahdanau":
+        if mechanism == "bahdanau":
             self.query_projection = keras.layers.Dense(units, use_bias=False, name=f"{name}_query")
             self.key_projection = keras.layers.Dense(units, use_bias=False, name=f"{name}_key")
             self.score = keras.layers.AdditiveAttention(use_scale=True, name=f"{name}_score")
         else:
-            if kind == "luong_general":
+            if mechanism == "luong_general":
                 self.key_projection = keras.layers.Dense(
                     query_dim, use_bias=False, name=f"{name}_key"
                 )

@@ -35,8 +35,9 @@ class TransformerEncoderConfig:
             raise ValueError("hidden_dim must be divisible by num_heads")
 
 
-def position_layer(kind: str, max_positions: int, name: str) -> layers.Layer:
-    if kind == "learned":
+def position_layer(positions: str, max_positions: int, name: str) -> layers.Layer:
+    """Learned position embeddings, or the fixed sinusoidal encoding."""
+    if positions == "learned":
         return keras_hub.layers.PositionEmbedding(max_positions, name=name)
     return keras_hub.layers.SinePositionEncoding(name=name)
 

@@ -134,11 +134,11 @@ class _Script:
         return options[accept_at]
 
     def ask_info(self, restaurant: Restaurant, min_count: int) -> None:
-        kinds = ["phone", "address"]
-        self.rng.shuffle(kinds)
-        for kind in kinds[: self.rng.randint(min_count, 2)]:
-            value = restaurant.phone if kind == "phone" else restaurant.address
-            self.say(self.pick(P.ASK_INFO[kind]), P.BOT_HERE_IT_IS.format(v=value))
+        fields = ["phone", "address"]
+        self.rng.shuffle(fields)
+        for field in fields[: self.rng.randint(min_count, 2)]:
+            value = restaurant.phone if field == "phone" else restaurant.address
+            self.say(self.pick(P.ASK_INFO[field]), P.BOT_HERE_IT_IS.format(v=value))
 
     def random_goal(self) -> dict[str, str]:
         return {s: self.rng.choice(self.kb.values(s)) for s in SLOTS}
