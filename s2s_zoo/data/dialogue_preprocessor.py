@@ -264,7 +264,7 @@ class FlatDialoguePreprocessor(TextPreprocessor):
         source_ids, lengths, errors, _ = super().encode_source_reporting(context, kb)
         whole = flatten_dialogue(conversation_turns(context, _ALL), kb_facts(kb, _ALL))
         sent = tf.cast(self.source_tokenizer.tokenize(whole).row_lengths(), tf.int32)
-        kept = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1) - 1  # EOS
+        kept = lengths - 1  # the pieces read: the real source positions less EOS
         return source_ids, lengths, errors, tf.maximum(sent - kept, 0)
 
     def get_config(self) -> dict[str, Any]:

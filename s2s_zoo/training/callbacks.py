@@ -170,12 +170,11 @@ def logging_callbacks(logdir: str | Path, append: bool = False) -> list[keras.ca
         ) from None
     logdir = Path(logdir)
     logdir.mkdir(parents=True, exist_ok=True)
-    csv_logger = ResumableCSVLogger(str(logdir / CSV_NAME), append=append)
     return [
         LearningRateLog(),
         keras.callbacks.TensorBoard(str(logdir), write_graph=True, update_freq="epoch"),
         TrainStepGraph(logdir),
-        csv_logger,
+        ResumableCSVLogger(str(logdir / CSV_NAME), append=append),
     ]
 
 

@@ -62,24 +62,22 @@ def count_truncated(
 ) -> Truncation:
     """Tokenize every document and summary and count those the preprocessor cuts short.
 
-    The limits are the preprocessor's own (its max lengths less the EOS/BOS position), so
-    the count is right for a fine-tuned model too, whatever the command line says.
+    The limits are the preprocessor's own (documents: the cut its exports report as
+    `source_truncated_tokens`; summaries: the max target length less the BOS/EOS
+    position), so the count is right for a fine-tuned model too, whatever the command
+    line says.
     """
     max_source = preprocessor.max_source_length - 1  # one position is EOS
     max_target = preprocessor.max_target_length - 1  # one position is BOS / EOS
     documents = summaries = 0
     for start in range(0, len(examples), batch_size):
         chunk = examples[start : start + batch_size]
-        for texts, tokenizer, limit, is_source in (
-            ([d for d, _ in chunk], preprocessor.source_tokenizer, max_source, True),
-            ([s for _, s in chunk], preprocessor.target_tokenizer, max_target, False),
-        ):
-            lengths = tokenizer.tokenize(tf.strings.strip(tf.constant(texts))).row_lengths()
-            longer = int(tf.reduce_sum(tf.cast(lengths > limit, tf.int32)))
-            if is_source:
-                documents += longer
-            else:
-                summaries += longer
+        texts = preprocessor.source_texts(tf.constant([d for d, _ in chunk]))
+        _, cut = preprocessor.source_ragged_reporting(texts)
+        documents += int(tf.reduce_sum(tf.cast(cut > 0, tf.int32)))
+        targets = tf.strings.strip(tf.constant([s for _, s in chunk]))
+        lengths = preprocessor.target_tokenizer.tokenize(targets).row_lengths()
+        summaries += int(tf.reduce_sum(tf.cast(lengths > max_target, tf.int32)))
     return Truncation(len(examples), documents, summaries, max_source, max_target)
 
 
