@@ -159,8 +159,9 @@ def test_recipe_script_reports_bad_data_on_the_command_line(tmp_path):
 
 
 def test_training_switches_then_average_the_epochs(tmp_path):
-    """--warmup-steps, --accumulate, --batch-tokens, --logdir and --epoch-checkpoints in one
-    run; then `s2s-zoo average` of its epoch checkpoints exports and serves."""
+    """--warmup-steps, --accumulate, --batch-tokens, --logdir, --epoch-checkpoints,
+    --valid-decode and --early-stopping-metric in one run; then `s2s-zoo average` of its
+    epoch checkpoints exports and serves."""
     import csv
 
     from s2s_zoo import cli
@@ -172,7 +173,7 @@ def test_training_switches_then_average_the_epochs(tmp_path):
         [*common_args(tmp_path), "--train", str(train), "--valid", str(train), "--epochs", "3",
          "--warmup-steps", "5", "--accumulate", "2", "--batch-tokens", "300",
          "--logdir", str(tmp_path / "logs"), "--epoch-checkpoints", str(tmp_path / "epochs"),
-         "--valid-decode", "20", "--no-serving-check"],
+         "--valid-decode", "20", "--early-stopping-metric", "bleu", "--no-serving-check"],
     )  # fmt: skip
     losses = result["history"]["loss"]
     assert losses[-1] < losses[0], losses
