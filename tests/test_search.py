@@ -738,3 +738,21 @@ def test_search_in_tf_function_matches_eager(model):
             for name in ("scores", "log_probs"):
                 np.testing.assert_allclose(getattr(graph, name).numpy(), eager[name], atol=1e-5)
         assert beam.ids.shape[1] == num_hypotheses
+
+
+@pytest.mark.parametrize("vocab", [1000, 1024, 16000, 16001])
+@pytest.mark.parametrize("k", [1, 4, 7, 15])
+def test_row_top_k_equals_top_k(vocab, k):
+    """The chunked top-k (large vocabularies) returns exactly tf.math.top_k's answer."""
+    from s2s_zoo.decoding.search import _row_top_k
+
+    logits = tf.random.stateless_normal([6, vocab], seed=[vocab, k]) * 3.0
+    # the best logits bunched in one chunk, and one at the very end (the tail)
+    logits = tf.tensor_scatter_nd_update(
+        logits, [[0, 5], [0, 6], [0, 7], [1, vocab - 1]], [50.0, 49.0, 48.0, 60.0]
+    )
+    values, ids, row_max = _row_top_k(logits, tf.constant(k))
+    expected_values, expected_ids = tf.math.top_k(logits, k=k)
+    np.testing.assert_array_equal(ids.numpy(), expected_ids.numpy())
+    np.testing.assert_array_equal(values.numpy(), expected_values.numpy())
+    np.testing.assert_array_equal(row_max.numpy()[:, 0], tf.reduce_max(logits, -1).numpy())
