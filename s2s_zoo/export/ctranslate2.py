@@ -332,14 +332,28 @@ class CTranslate2Inference:
             compute_type=compute_type,
             intra_threads=intra_threads,
         )
+        # our tokenizer's TF ops, traced once: eager ops would cost more than decoding
+        import tensorflow as tf
+
+        pre = self.preprocessor
+        self._tokenize = tf.function(
+            lambda texts: pre.source_ragged_reporting(pre.source_texts(texts)),
+            input_signature=[tf.TensorSpec([None], tf.string)],
+        )
+        self._detokenize = tf.function(
+            pre.detokenize,
+            input_signature=[
+                tf.TensorSpec([None, None], tf.int32),
+                tf.TensorSpec([None], tf.int32),
+            ],
+        )
 
     def source_tokens(self, texts: list[str]) -> tuple[list[list[str]], list[int]]:
         """Our preprocessor's source pieces (EOS included, cut to `max_source_length`) and
         how many pieces each text lost to that cut."""
         import tensorflow as tf
 
-        pre = self.preprocessor
-        ragged, dropped = pre.source_ragged_reporting(pre.source_texts(tf.constant(texts)))
+        ragged, dropped = self._tokenize(tf.constant(texts, tf.string))
         tokens = [[self.source_vocab[i] for i in row] for row in ragged.to_list()]
         return tokens, [int(n) for n in dropped.numpy()]
 
@@ -367,15 +381,13 @@ class CTranslate2Inference:
         }
 
     def _decoded(self, texts_ids: list[list[list[int]]], scores, truncated) -> Decoded:
-        import tensorflow as tf
-
         flat = [ids for row in texts_ids for ids in row]
         width = max((len(ids) for ids in flat), default=0)
         padded = np.full((len(flat), width), PAD_ID, np.int32)
         for i, ids in enumerate(flat):
             padded[i, : len(ids)] = ids
-        lengths = tf.constant([len(ids) for ids in flat], tf.int32)
-        strings = self.preprocessor.detokenize(tf.constant(padded), lengths).numpy()
+        lengths = np.array([len(ids) for ids in flat], np.int32)
+        strings = self._detokenize(padded, lengths).numpy()
         out, k = [], 0
         for row in texts_ids:
             out.append([s.decode("utf-8") for s in strings[k : k + len(row)]])
