@@ -8,6 +8,8 @@ embedding scale) changes the tokens and the log-probabilities.
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -124,6 +126,24 @@ def test_greedy_and_log_probs_match(case, tiny_preprocessor, tiny_joint_preproce
     theirs = ct2.score(sources, targets)
     for want, have in zip(ours, theirs, strict=True):
         np.testing.assert_allclose(have, want, atol=1e-3)
+
+
+def test_output_controls_match(tiny_preprocessor, tmp_path):
+    """min_length and no_repeat_ngram_size as ours; EOS made likely (output bias) so that
+    outputs end early, at step 1 too (CTranslate2's default minimum length is 1, ours 0)."""
+    pairs, pre = tiny_preprocessor
+    inference = random_transformer(pre, seed=3, positions="learned", share_embeddings="none")
+    bias = inference.model.decoder.output_projection.bias
+    bias.assign(bias.numpy() + 4.0 * (np.arange(bias.shape[0]) == EOS_ID))
+    texts = [s for s, _ in pairs[:8]]
+    for controls in ({}, {"min_length": 3, "no_repeat_ngram_size": 2}):
+        decoding = dataclasses.replace(inference.decoding, **controls)
+        controlled = Seq2SeqInference(pre, inference.model, decoding)
+        ct2 = CTranslate2Inference(export_ctranslate2(controlled, tmp_path / str(len(controls))))
+        want, _ = our_greedy_tokens(controlled, texts)
+        got = [[ct2.target_vocab[i] for i in ids[0]] for ids in ct2.greedy(texts).ids]
+        assert got == want
+        assert min(map(len, want)) == (3 if controls else 0) and max(map(len, want)) > 3
 
 
 def test_empty_input_decodes_to_empty(tiny_preprocessor, tmp_path):

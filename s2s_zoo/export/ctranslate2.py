@@ -375,7 +375,6 @@ class CTranslate2Inference:
             "disable_unk": True,  # our searches never generate pad, unk or bos
             "suppress_sequences": [[self.target_vocab[PAD_ID]], [self.target_vocab[BOS_ID]]],
             "max_input_length": 0,  # the preprocessor already cut the source
-            "min_decoding_length": d.min_length,
             "no_repeat_ngram_size": d.no_repeat_ngram_size,
             "return_scores": True,
         }
@@ -437,6 +436,8 @@ class CTranslate2Inference:
                 length_penalty=length_penalty,
                 coverage_penalty=coverage_penalty,
                 max_decoding_length=limit,
+                # as ours: EOS banned for the first min_length tokens, at most limit - 1
+                min_decoding_length=min(self.decoding.min_length, limit - 1),
                 **self._options(),
             )
             for i, result in zip(rows, results, strict=True):
