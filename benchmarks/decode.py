@@ -82,6 +82,7 @@ def main() -> None:
         "--ctranslate2", type=Path, help="also time this CTranslate2 model directory"
     )
     parser.add_argument("--compute-type", default="default", help="CTranslate2 compute type")
+    parser.add_argument("--ct2-threads", type=int, default=1, help="CTranslate2 intra_threads")
     args = parser.parse_args()
     path = args.model or latest_version(DEFAULT_MODEL_DIR)
     loaded = tf.saved_model.load(str(path))
@@ -93,8 +94,13 @@ def main() -> None:
     if args.ctranslate2:
         from s2s_zoo.export.ctranslate2 import CTranslate2Inference
 
-        ct2 = CTranslate2Inference(args.ctranslate2, compute_type=args.compute_type)
-        print(f"CTranslate2 model: {args.ctranslate2} (compute type {args.compute_type})")
+        ct2 = CTranslate2Inference(
+            args.ctranslate2, compute_type=args.compute_type, intra_threads=args.ct2_threads
+        )
+        print(
+            f"CTranslate2 model: {args.ctranslate2} (compute type {args.compute_type}, "
+            f"{args.ct2_threads} threads)"
+        )
     print(f"{'engine':<12} {'signature':<10} {'batch':>5} {'sentences/s':>12} {'tokens/s':>10}")
     for name in ("greedy", "beam"):
         for batch_size in batch_sizes:

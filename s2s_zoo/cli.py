@@ -68,8 +68,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         )
     if args.engine == "ctranslate2":
         return _predict_ctranslate2(args, use_nbest)
-    if args.compute_type != "default":
-        raise SystemExit("--compute-type applies to --engine ctranslate2")
+    if args.compute_type != "default" or args.threads != 1:
+        raise SystemExit("--compute-type and --threads apply to --engine ctranslate2")
     loaded = _load(args.model)
     # text models take "inputs"; captioning "images" and speech "audio", given as file paths;
     # models with several inputs (dialogue: "context", "kb") one JSON object per line
@@ -136,7 +136,9 @@ def _predict_ctranslate2(args: argparse.Namespace, use_nbest: bool) -> int:
     from s2s_zoo.export.ctranslate2 import CTranslate2Inference
 
     try:
-        model = CTranslate2Inference(args.model, compute_type=args.compute_type)
+        model = CTranslate2Inference(
+            args.model, compute_type=args.compute_type, intra_threads=args.threads
+        )
     except FileNotFoundError as error:
         raise SystemExit(str(error)) from None
     source = open(args.input, encoding="utf-8") if args.input else sys.stdin
@@ -409,6 +411,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--compute-type",
         default="default",
         help="CTranslate2 compute type, e.g. int8 (quantize at load), float32",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CTranslate2 threads per batch (0: its default; more than 1 can contend with "
+        "TensorFlow's threads, which tokenize in the same process)",
     )
     p.set_defaults(func=cmd_predict)
 

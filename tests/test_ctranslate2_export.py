@@ -52,7 +52,9 @@ def random_transformer(
 
 
 def our_greedy_tokens(inference: Seq2SeqInference, texts: list[str]) -> tuple[list, list]:
-    out = inference.greedy(tf.constant(texts))
+    """Our `greedy` signature's pieces and strings; run eagerly (the same Python as the
+    traced signature, without a trace per model: the file's time budget)."""
+    out = inference._greedy(tf.constant(texts))
     lengths = out["lengths"].numpy()
     pieces = [
         [p.decode("utf-8") for p in row[:n]]
