@@ -24,7 +24,14 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.6", "hypothesis>=6.100,<7"],
+        # ctranslate2: tests/test_ctranslate2_export.py checks the CTranslate2 export
+        "test": [
+            "pytest>=8",
+            "pytest-xdist>=3.5",
+            "ruff>=0.6",
+            "hypothesis>=6.100,<7",
+            "ctranslate2>=4.5,<5",
+        ],
         # ROUGE: rouge-score; its Porter stemmer (nltk) and the Unicode tokenizer's `regex`
         # are imported directly, so they are listed too
         "metrics": [
@@ -35,6 +42,8 @@ setup(
             "regex>=2022.1",
         ],
         "plot": ["matplotlib>=3.7,<4"],
+        # `s2s-zoo export --format ctranslate2` and `predict --engine ctranslate2`
+        "ctranslate2": ["ctranslate2>=4.5,<5"],
         # TensorBoard event files (--logdir); TF 2.21 does not pull TensorBoard in
         "logs": ["tensorboard>=2.21,<2.22"],
         # the gettext corpus behind benchmarks/quality.py; lz4 reads apt's compressed

@@ -61,12 +61,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     from s2s_zoo.export.conformance import batch_inputs
 
-    loaded = _load(args.model)
     use_nbest = args.beam_size is not None or args.n_best is not None or args.max_length
     if use_nbest and args.mode == "greedy":
         raise SystemExit(
             "--beam-size/--n-best/--max-length apply to beam search, not --mode greedy"
         )
+    if args.engine == "ctranslate2":
+        return _predict_ctranslate2(args, use_nbest)
+    if args.compute_type != "default" or args.threads != 1:
+        raise SystemExit("--compute-type and --threads apply to --engine ctranslate2")
+    loaded = _load(args.model)
     # text models take "inputs"; captioning "images" and speech "audio", given as file paths;
     # models with several inputs (dialogue: "context", "kb") one JSON object per line
     input_names = _input_names(loaded)
@@ -118,6 +122,49 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 for text, score in zip(row_texts, row_scores, strict=True):
                     line = text.decode("utf-8")
                     sink.write(f"{score:.4f}\t{line}\n" if args.with_scores else f"{line}\n")
+            sink.flush()
+    finally:
+        if args.input:
+            source.close()
+        if args.output:
+            sink.close()
+    return 0
+
+
+def _predict_ctranslate2(args: argparse.Namespace, use_nbest: bool) -> int:
+    """`predict` on a CTranslate2 model directory (text models only)."""
+    from s2s_zoo.export.ctranslate2 import CTranslate2Inference
+
+    try:
+        model = CTranslate2Inference(
+            args.model, compute_type=args.compute_type, intra_threads=args.threads
+        )
+    except FileNotFoundError as error:
+        raise SystemExit(str(error)) from None
+    source = open(args.input, encoding="utf-8") if args.input else sys.stdin
+    sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        done = 0
+        for batch in _batches(source, args.batch_size):
+            if args.mode == "greedy":
+                out = model.greedy(batch)
+            elif use_nbest:
+                n_best = args.n_best or 1
+                out = model.beam(batch, args.beam_size or max(n_best, 4), n_best,
+                                 args.max_length or 0)  # fmt: skip
+            else:  # the exported decoding settings, best hypothesis (as serving_default)
+                out = model.beam(batch, num_hypotheses=1)
+            for index, count in enumerate(out.truncated):
+                if count:
+                    print(
+                        f"warning: line {done + index + 1}: the source is {count} tokens over "
+                        "the model's limit; only part of it was read",
+                        file=sys.stderr,
+                    )
+            done += len(batch)
+            for texts, scores in zip(out.texts, out.scores, strict=True):
+                for text, score in zip(texts, scores, strict=True):
+                    sink.write(f"{score:.4f}\t{text}\n" if args.with_scores else f"{text}\n")
             sink.flush()
     finally:
         if args.input:
@@ -269,6 +316,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     from s2s_zoo.export.conformance import check_serving
     from s2s_zoo.export.saved_model import export_saved_model
 
+    if args.format == "ctranslate2":
+        return _export_ctranslate2(args)
+    if args.out or args.quantization or args.force:
+        raise SystemExit("OUT, --quantization and --force apply to --format ctranslate2")
+    if not args.name:
+        raise SystemExit("s2s-zoo export: --name is required for a SavedModel export")
     inference = load_bundle(args.source)
     path = export_saved_model(
         inference, Path(args.export_dir) / args.name, task=bundle_task(args.source)
@@ -283,6 +336,46 @@ def cmd_export(args: argparse.Namespace) -> int:
             return 1
         print(f"Serving check (TF1 Session loader, fresh process): OK for {report.signatures}")
     return 0
+
+
+def _export_ctranslate2(args: argparse.Namespace) -> int:
+    """`export --format ctranslate2 --from BUNDLE OUT`, then greedy-decode a few samples
+    with it and compare them with the in-process model (unless quantized: then only run)."""
+    from s2s_zoo.bundle import load_bundle
+    from s2s_zoo.export.ctranslate2 import CTranslate2Inference, export_ctranslate2
+
+    if not args.out:
+        raise SystemExit("s2s-zoo export --format ctranslate2: give the output directory OUT")
+    if args.name:
+        raise SystemExit("--name applies to SavedModel exports; CTranslate2 writes to OUT")
+    inference = load_bundle(args.source)
+    try:
+        path = export_ctranslate2(inference, args.out, args.quantization, force=args.force)
+    except (ValueError, FileExistsError) as error:
+        raise SystemExit(f"CTranslate2 export failed: {error}") from None
+    print(f"Exported CTranslate2 model: {path}")
+    if args.no_serving_check:
+        return 0
+    samples = ["hello world", "one two three"]
+    decoded = CTranslate2Inference(path).greedy(samples)
+    if args.quantization:
+        print(f"Check: the {args.quantization} model decodes (not compared: quantized)")
+        return 0
+    ours = inference.greedy(tf_strings(samples))
+    expected = [s.decode("utf-8") for s in ours["outputs"].numpy()]
+    got = [texts[0] for texts in decoded.texts]
+    if got != expected:
+        print(f"Check FAILED: greedy outputs {got} differ from the model's {expected}")
+        return 1
+    print("Check: greedy outputs equal the in-process model's on sample inputs")
+    return 0
+
+
+def tf_strings(texts: list[str]):
+    """A [batch] string tensor (TensorFlow imported only when needed)."""
+    import tensorflow as tf
+
+    return tf.constant(texts, tf.string)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -307,6 +400,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, help="cap on output tokens (never above export's)")
     p.add_argument("--with-scores", action="store_true", help="prefix each line with its score")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument(
+        "--engine",
+        choices=["tensorflow", "ctranslate2"],
+        default="tensorflow",
+        help="tensorflow: a SavedModel version dir; ctranslate2: a directory written by "
+        "`export --format ctranslate2` (text models)",
+    )
+    p.add_argument(
+        "--compute-type",
+        default="default",
+        help="CTranslate2 compute type, e.g. int8 (quantize at load), float32",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CTranslate2 threads per batch (0: its default; more than 1 can contend with "
+        "TensorFlow's threads, which tokenize in the same process)",
+    )
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("inspect", help="print signatures and the saved config")
@@ -342,11 +454,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", help="default: the task recorded in the export")
     p.set_defaults(func=cmd_evaluate, passes_rest=True)
 
-    p = sub.add_parser("export", help="export a checkpoint as the next SavedModel version")
+    p = sub.add_parser(
+        "export",
+        help="export a checkpoint as the next SavedModel version, or as a CTranslate2 model",
+    )
     p.add_argument("--from", dest="source", required=True, help="checkpoint or export dir")
+    p.add_argument(
+        "--format",
+        choices=["saved_model", "ctranslate2"],
+        default="saved_model",
+        help="ctranslate2: Transformer models only, written to OUT",
+    )
+    p.add_argument("out", nargs="?", help="output directory (--format ctranslate2)")
     p.add_argument("--export-dir", default="exported", help="export base directory")
-    p.add_argument("--name", required=True, help="model name under the export base")
-    p.add_argument("--no-serving-check", action="store_true")
+    p.add_argument("--name", help="model name under the export base (SavedModel)")
+    p.add_argument(
+        "--quantization", help="CTranslate2 weight type at save time, e.g. int8, float16"
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing CTranslate2 OUT")
+    p.add_argument(
+        "--no-serving-check",
+        action="store_true",
+        help="skip the check after export (SavedModel: TF Serving path; CTranslate2: "
+        "greedy outputs against the in-process model)",
+    )
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("average", help="average the last K epoch checkpoints into a bundle")
