@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import shutil
 import signal
@@ -200,7 +201,7 @@ def train_peer(bin_dir: Path, config: Path, work: Path, minutes: float) -> dict:
     start = end = None
     first_step = last_step = params = 0
     target_rates: list[int] = []
-    with log_path.open("w") as log:
+    with log_path.open("w", buffering=1) as log:  # line-buffered: readable while it runs
         for line in proc.stdout:
             log.write(line)
             now = time.monotonic()
@@ -358,6 +359,8 @@ def system_rows(train: dict, decoded: dict, refs: list[str], words_per_example: 
 
 def verdict(ratio: float, target: tuple) -> str:
     minimum, goal = target
+    if math.isnan(ratio):
+        return "n/a (the peer scores 0)"
     text = f"{ratio:.2f}x (target >= {minimum:g}x"
     text += f", goal {goal:g}x)" if goal else ")"
     met = "met" if ratio >= minimum else "NOT met"
@@ -386,7 +389,7 @@ def issue_ratios(peer: dict, ours: dict, decoded: dict, refs: list[str]) -> list
 
     def bleu_ratio(key: str) -> float:
         peer_bleu = bleu(peer_out[key]["outputs"], refs)
-        return bleu(lstm_out[key]["outputs"], refs) / max(peer_bleu, 1e-9)
+        return bleu(lstm_out[key]["outputs"], refs) / peer_bleu if peer_bleu else math.nan
 
     def sentences_per_second(out: dict) -> float:
         return len(out["beam/32"]["outputs"]) / out["beam/32"]["seconds"]
