@@ -217,11 +217,11 @@ def train_peer(bin_dir: Path, config: Path, work: Path, minutes: float) -> dict:
                     end, last_step = now, step
                     proc.send_signal(signal.SIGINT)
                     break
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        try:  # read on, so that a long traceback cannot block its exit on a full pipe
+            log.write(proc.communicate(timeout=60)[0] or "")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
     if end is None:
         raise SystemExit(f"the peer's training ended before its budget; see {log_path}")
     print(f"peer: {last_step} steps, checkpoint ckpt-{last_step}; log {log_path}", flush=True)
