@@ -505,7 +505,8 @@ def run_directory(args: argparse.Namespace) -> Path:
 
 
 def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = "") -> dict:
-    """Train, checkpoint, export, serving-check and evaluate; returns paths and metrics."""
+    """Train, checkpoint, export, serving-check and evaluate; returns paths, metrics, the
+    history and `train_steps` (optimizer updates)."""
     task = get_task(recipe.task, recipe.options)
     args = argument_parser(recipe, task, description).parse_args(argv)
     if args.batch_tokens and not task.supports_batch_tokens:
@@ -563,6 +564,7 @@ def run(recipe: Recipe, argv: Sequence[str] | None = None, description: str = ""
 
     result = checkpoint_export_and_check(inference, task, args, splits)
     result["history"] = history.history
+    result["train_steps"] = int(model.training_model.optimizer.iterations.numpy())
     eval_split = "test" if splits.get("test") else "valid"
     groups = eval_split_groups(task, args, eval_split)
     result["metrics"] = evaluate_export(
