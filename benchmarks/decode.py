@@ -4,7 +4,8 @@
 
 Measures the `greedy` and `beam` signatures (the exported beam size, 4 for the
 default recipe) at batch sizes 1, 8 and 32 on held-out inputs of the embedded
-number task. Prints numbers; asserts nothing.
+number task (`--sources FILE`: other inputs, e.g. a gettext test TSV). Prints numbers;
+asserts nothing.
 
     python benchmarks/decode.py --model exported/NAME/1 --ctranslate2 ct2/NAME
 
@@ -83,10 +84,20 @@ def main() -> None:
     )
     parser.add_argument("--compute-type", default="default", help="CTranslate2 compute type")
     parser.add_argument("--ct2-threads", type=int, default=1, help="CTranslate2 intra_threads")
+    parser.add_argument(
+        "--sources",
+        type=Path,
+        help="decode these inputs (one per line; of a TSV, the first column) instead of "
+        "held-out inputs of the number task",
+    )
     args = parser.parse_args()
     path = args.model or latest_version(DEFAULT_MODEL_DIR)
     loaded = tf.saved_model.load(str(path))
-    sources = [s for s, _ in make_number_splits(2000, 0, 512, seed=123)["test"]]
+    if args.sources:
+        lines = args.sources.read_text(encoding="utf-8").splitlines()
+        sources = [line.split("\t")[0] for line in lines if line.strip()]
+    else:
+        sources = [s for s, _ in make_number_splits(2000, 0, 512, seed=123)["test"]]
     print(f"model: {path}")
     print(f"CPU threads: {os.cpu_count()}  tensorflow {tf.__version__}")
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
