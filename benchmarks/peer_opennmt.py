@@ -171,7 +171,7 @@ def peer_config(work: Path, data: Path, vocabs: dict, beam_width: int, save_step
             "batch_type": "examples",
             "max_step": 100_000_000,  # the wall-clock budget ends training
             "save_checkpoints_steps": save_steps,
-            "keep_checkpoint_max": 2,
+            "keep_checkpoint_max": 3,
             "save_summary_steps": 10,
             "maximum_features_length": 100,
             "maximum_labels_length": 100,
@@ -218,8 +218,10 @@ def train_peer(bin_dir: Path, config: Path, work: Path, minutes: float) -> dict:
                     proc.send_signal(signal.SIGINT)
                     break
         try:  # read on, so that a long traceback cannot block its exit on a full pipe
-            log.write(proc.communicate(timeout=60)[0] or "")
+            log.write(proc.communicate(timeout=5)[0] or "")
         except subprocess.TimeoutExpired:
+            # it trains on after SIGINT, and checkpoint rotation (keep_checkpoint_max)
+            # would delete the one we stopped at; that one is complete (logged as saved)
             proc.kill()
             proc.wait()
     if end is None:
