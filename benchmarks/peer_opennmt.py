@@ -17,7 +17,8 @@ benchmarks/quality.py, and trains both systems for the same wall-clock budget:
   first checkpoint after the budget; that checkpoint is exported twice (beam 1, beam 4).
   Its clock starts when its first step is done (its tracing is not counted; ours is);
 - ours: recipes/translation/lstm_luong.py at the same size (SentencePiece 16k, batch 64,
-  Adam 1e-3, --valid-decode 0), through the runner users run; and, with
+  Adam 1e-3, --valid-decode 0, no early stopping: the last weights are scored, as the
+  peer's last checkpoint is), through the runner users run; and, with
   --ours-recipe transformer, the Transformer recipe at its own size.
 
 Then every system's exports decode the test split in its own worker process
@@ -148,7 +149,9 @@ def build_vocabularies(bin_dir: Path, data: Path, size: int) -> dict:
 # -- the peer: train, export -----------------------------------------------------------------
 
 
-def peer_config(work: Path, data: Path, vocabs: dict, beam_width: int, save_steps: int) -> Path:
+def peer_config(
+    work: Path, data: Path, vocabs: dict, beam_width: int, save_steps: int, max_output: int
+) -> Path:
     """The peer's run configuration (JSON is YAML) for one beam width."""
     config = {
         "model_dir": str(work / "model"),
@@ -165,6 +168,9 @@ def peer_config(work: Path, data: Path, vocabs: dict, beam_width: int, save_step
             "learning_rate": 0.001,
             "beam_width": beam_width,
             "length_penalty": 0.6,  # GNMT's, as our recipes' DecodingConfig default
+            # a bound like ours (2 x source + 10), not OpenNMT-tf's 250: a looping
+            # hypothesis would otherwise hold its whole batch for 250 steps
+            "maximum_decoding_length": max_output,
         },
         "train": {
             "batch_size": BATCH,
@@ -270,7 +276,7 @@ def train_ours(name: str, data: Path, work: Path, args: argparse.Namespace) -> d
     shutil.rmtree(work / "checkpoints" / name, ignore_errors=True)  # no stale backup
     argv = ["--train", str(data / "train.tsv"), "--valid", str(data / "dev.tsv"),
             "--test", str(data / "test.tsv"), "--max-minutes", str(args.minutes),
-            "--valid-decode", "0", "--epochs", "1000", "--patience", "3",
+            "--valid-decode", "0", "--epochs", "1000", "--patience", "0",
             "--batch-size", str(BATCH), "--vocab-size", str(args.vocab_size),
             "--export-dir", str(work / "exported"),
             "--checkpoint-dir", str(work / "checkpoints" / name),
@@ -338,6 +344,10 @@ def bleu(outputs: list[str], references: list[str]) -> float:
     return sacrebleu.corpus_bleu(outputs, [references], tokenize="none").score
 
 
+def mean_words(outputs: list[str]) -> float:
+    return sum(len(o.split()) for o in outputs) / max(len(outputs), 1)
+
+
 def system_rows(train: dict, decoded: dict, refs: list[str], words_per_example: float) -> dict:
     """One column of the table: training numbers, BLEU, decoding rates."""
     examples_per_second = train["rate_steps"] * BATCH / train["seconds"]
@@ -349,6 +359,7 @@ def system_rows(train: dict, decoded: dict, refs: list[str], words_per_example: 
         "train target words/s": f"{examples_per_second * words_per_example:,.0f}",
         "BLEU greedy": f"{bleu(decoded['greedy/1']['outputs'], refs):.1f}",
         "BLEU beam 4": f"{bleu(decoded['beam/1']['outputs'], refs):.1f}",
+        "mean output words, beam 4": f"{mean_words(decoded['beam/1']['outputs']):.1f}",
     }
     for key, value in decoded.items():
         outputs = value["outputs"]
@@ -444,7 +455,10 @@ def main() -> None:
 
     peer_work = work / "peer"
     peer_work.mkdir(exist_ok=True)
-    configs = {b: peer_config(peer_work, data, vocabs, b, args.peer_save_steps) for b in (1, 4)}
+    max_output = 2 * args.max_words + 10
+    configs = {
+        b: peer_config(peer_work, data, vocabs, b, args.peer_save_steps, max_output) for b in (1, 4)
+    }
     print(f"\n=== peer: OpenNMT-tf, {args.minutes:g} minutes ===", flush=True)
     peer = train_peer(bin_dir, configs[1], peer_work, args.minutes)
     peer["native"] = f"{peer['native_rate']:,.0f} words"

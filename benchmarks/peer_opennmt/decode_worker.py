@@ -50,8 +50,9 @@ class Peer:
     @staticmethod
     def outputs(result: dict) -> list[str]:  # numpy values
         tokens, lengths = result["tokens"][:, 0], result["length"][:, 0]
+        # <unk> as one symbol, so that regex tokenization cannot make it three words
         return [
-            " ".join(t.decode("utf-8") for t in row[:n])
+            " ".join(t.decode("utf-8") for t in row[:n]).replace("<unk>", "\u2047")
             for row, n in zip(tokens, lengths, strict=True)
         ]
 
