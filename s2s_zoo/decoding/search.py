@@ -2,9 +2,10 @@
 
 Written against `step(token_ids, state, memory) -> (logits, state)` (see
 `s2s_zoo.models.base`), with core TF ops only, so an exported graph runs on stock
-TF Serving (and compiles under XLA, `tf.function(jit_compile=True)`). Beam search
-keeps whole prefixes and reorders them with `tf.gather` each step, so no
-backtracking op (tfa's `GatherTree`, absent from TF Serving) is needed.
+TF Serving (and, with a step whose state keeps its shape, compiles under XLA,
+`tf.function(jit_compile=True)`). Beam search keeps whole prefixes and reorders them
+with `tf.gather` each step, so no backtracking op (tfa's `GatherTree`, absent from TF
+Serving) is needed.
 
 Why not keras-hub's `BeamSampler`: it has no length penalty, no per-sequence
 maximum length and no finished-hypothesis bookkeeping, and it re-runs a fixed-size
@@ -156,7 +157,7 @@ def _apply_controls(
 TOP_K_CHUNK = 128  # logits per chunk in `_row_top_k`
 
 
-def _row_top_k(logits: tf.Tensor, k: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def _row_top_k(logits: tf.Tensor, k: int | tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """`tf.math.top_k(logits, k)` per row, plus each row's maximum ([R, 1]).
 
     Why not top_k alone: TF's CPU TopK over [128, 16000] took 4.8 ms, as long as the
@@ -177,7 +178,7 @@ def _row_top_k(logits: tf.Tensor, k: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, t
         rows = tf.shape(logits)[0]
         chunks = tf.reshape(logits[:, :whole], [rows, whole // TOP_K_CHUNK, TOP_K_CHUNK])
         maxima = tf.reduce_max(chunks, axis=-1)  # [R, C]
-        _, best_chunks = tf.math.top_k(maxima, k=k)
+        _, best_chunks = tf.math.top_k(maxima, k=tf.minimum(k, whole // TOP_K_CHUNK))
         best_chunks = tf.sort(best_chunks, axis=-1)  # ascending ids, for top_k's tie order
         picked = tf.reshape(tf.gather(chunks, best_chunks, batch_dims=1), [rows, -1])
         offsets = best_chunks[..., None] * TOP_K_CHUNK + tf.range(TOP_K_CHUNK)
@@ -208,31 +209,49 @@ def _top_candidates(
     banned_ids: tuple[int, ...],
     controls: Callable[[tf.Tensor], tf.Tensor] | None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Each row's `m` best allowed tokens: ([R, m] log-probs, [R, m] ids), best first.
+    """Each row's `m` best allowed tokens: ([R, m] log-probs, [R, m] ids), by id.
 
-    The same tokens and log-probs as `top_k` of the full, controlled log-softmax; ties
-    go to the lower id. Why not materialise that: at a 16k vocabulary and 128 beam
-    rows, every pass over [R, V] (log-softmax, bans, finished rows, totals, length
-    penalty, one flat top_k) cost about a millisecond a step, more than the model's
-    recurrent cells. Without controls, the log-softmax is monotone per row, so the
-    top `m + len(banned_ids)` raw logits hold the answer; one logsumexp turns the
-    few kept into log-probs. Controls (`min_length`, n-gram bans) ban tokens that
-    depend on the hypothesis, so with them the full row is controlled first.
+    The same tokens and log-probs as `top_k` of the full, controlled log-softmax (ties
+    to the lower id), returned in id order, so that a later top_k over several rows'
+    candidates breaks ties by (row, id) as it would over the full rows. Why not
+    materialise that: at a 16k vocabulary and 128 beam rows, every pass over [R, V]
+    (log-softmax, bans, finished rows, totals, length penalty, one flat top_k) cost
+    about a millisecond a step, more than the model's recurrent cells. Without
+    controls, the log-softmax is monotone per row, so the top `m + len(banned_ids)`
+    raw logits hold the answer, and one logsumexp turns the few kept into log-probs.
+    Controls (`min_length`, n-gram bans) depend on the hypothesis, so with them the
+    full row is controlled first.
     """
     logits = tf.cast(logits, tf.float32)
-    vocab = tf.shape(logits)[-1]
+    static_m, static_vocab = tf.get_static_value(m), logits.shape[-1]
+    vocab = static_vocab if static_vocab is not None else tf.shape(logits)[-1]
+    if static_m is not None and static_vocab is not None:  # static sizes: XLA-friendly
+        keep, wider = (
+            min(int(static_m), static_vocab),
+            min(int(static_m) + len(banned_ids), static_vocab),
+        )
+    else:
+        keep, wider = tf.minimum(m, vocab), tf.minimum(m + len(banned_ids), vocab)
     if controls is not None:
-        return tf.math.top_k(controls(_log_probs(logits, banned_ids)), k=tf.minimum(m, vocab))
-    wider = tf.minimum(m + len(banned_ids), vocab)
+        values, ids = tf.math.top_k(controls(_log_probs(logits, banned_ids)), k=keep)
+        return _by_id(values, ids)
     values, ids, row_max = _row_top_k(logits, wider)
-    log_norm = row_max + tf.math.log(tf.reduce_sum(tf.exp(logits - row_max), -1, keepdims=True))
-    values -= log_norm
-    if not banned_ids:
-        return values[:, :m], ids[:, :m]
-    banned = tf.reduce_any(tf.equal(ids[..., None], tf.constant(banned_ids, tf.int32)), -1)
-    values = tf.where(banned, tf.constant(NEG_INF, tf.float32), values)
-    values, order = tf.math.top_k(values, k=tf.minimum(m, wider))
-    return values, tf.gather(ids, order, batch_dims=1)
+    # (x - max) - log sum exp(x - max): tf.nn.log_softmax's rounding
+    log_sum = tf.math.log(tf.reduce_sum(tf.exp(logits - row_max), -1, keepdims=True))
+    values = (values - row_max) - log_sum
+    if banned_ids:
+        banned = tf.reduce_any(tf.equal(ids[..., None], tf.constant(banned_ids, tf.int32)), -1)
+        values = tf.where(banned, tf.constant(NEG_INF, tf.float32), values)
+        values, ids = _by_id(values, ids)  # banned ones tie at NEG_INF: lower id first
+        values, order = tf.math.top_k(values, k=keep)
+        ids = tf.gather(ids, order, batch_dims=1)
+    return _by_id(values[:, :keep], ids[:, :keep])
+
+
+def _by_id(values: tf.Tensor, ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Candidates reordered by ascending id (rows of [R, m])."""
+    order = tf.argsort(ids, axis=-1, stable=True)
+    return tf.gather(values, order, batch_dims=1), tf.gather(ids, order, batch_dims=1)
 
 
 def _controls_at(

@@ -129,13 +129,14 @@ class Seq2SeqModel:
     def start(
         self, tensors: list, max_length: tf.Tensor | int | None = None
     ) -> tuple[TensorDict, TensorDict]:
-        """Encoder tensors -> (memory, initial decoder state); `max_length` sizes caches."""
+        """Encoder tensors -> (memory, initial decoder state); `max_length`: the most steps
+        the search will take, for decoders that preallocate by it (none of the built-in ones)."""
         return self.decoder.start(tensors, max_length)
 
     def encode(
         self, source: tf.Tensor | tuple | list, max_length: tf.Tensor | int | None = None
     ) -> tuple[TensorDict, TensorDict]:
-        """Source features -> (memory, initial decoder state); `max_length` sizes caches."""
+        """Source features -> (memory, initial decoder state); `max_length` as in `start`."""
         tensors, _ = self.run_encoder(source)
         return self.start(tensors, max_length)
 

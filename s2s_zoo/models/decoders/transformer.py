@@ -1,9 +1,10 @@
 """Transformer decoder on keras-hub's TransformerDecoder layers, with incremental decoding.
 
-The state carries each decoder layer's self-attention key/value cache ([batch, 2,
-max_length, heads, head_dim], keras-hub's layout) and the memory carries the
+The state carries each decoder layer's self-attention keys and values ([batch, heads,
+positions so far, head_dim], growing by one a step) and the memory carries the
 cross-attention keys/values, computed once per source. A step therefore costs one
-position, not the whole prefix. `uncached_step` re-runs the full prefix instead;
+position, not the whole prefix (see `step` for why it does not call keras-hub's cached
+layer call). `uncached_step` re-runs the full prefix instead;
 it exists so tests can prove both give the same output.
 
 Memory of another width than `hidden_dim` (an RNN, image or speech encoder) is
@@ -171,10 +172,7 @@ class TransformerDecoder(Decoder):
         batch = tf.shape(memory)[0]
         c = self.config
         out: TensorDict = {"memory": memory, "mask": mask}
-        # masked source positions get the large negative logit Keras' masked softmax uses
-        out["mask_bias"] = tf.where(
-            tf.cast(mask, tf.bool)[:, None, None, :], 0.0, _large_negative(memory.dtype)
-        )
+        out["attention_mask"] = tf.cast(mask, tf.bool)[:, None, None, :]  # [B, 1, 1, S]
         for i, layer in enumerate(self.layers):
             attention = layer._cross_attention_layer
             out[f"cross_k_{i}"] = _heads_first(attention._key_dense(memory))
@@ -215,7 +213,7 @@ class TransformerDecoder(Decoder):
             x = layer._cross_attention_layer_norm(y) if layer.normalize_first else y
             y = _residual(
                 layer, y, x, cross, memory[f"cross_k_{i}"], memory[f"cross_v_{i}"],
-                memory["mask_bias"], layer._cross_attention_layer_norm,
+                memory["attention_mask"], layer._cross_attention_layer_norm,
             )  # fmt: skip
             x = layer._feedforward_layer_norm(y) if layer.normalize_first else y
             x = layer._feedforward_output_dense(layer._feedforward_intermediate_dense(x))
@@ -245,25 +243,28 @@ def _heads_first(x: tf.Tensor) -> tf.Tensor:
     return tf.transpose(x, [0, 2, 1, 3])
 
 
-def _large_negative(dtype) -> float:
-    """The logit Keras' masked softmax gives masked positions (-1e9, or -3e4 in float16)."""
-    return -3e4 if tf.as_dtype(dtype) == tf.float16 else -1e9
-
-
-def _attend(attention, query, keys, values, bias) -> tf.Tensor:
+def _attend(attention, query, keys, values, mask) -> tf.Tensor:
     """Multi-head attention of one query position over heads-first keys/values, through
-    `attention`'s (a Keras MultiHeadAttention) own projections and scaling."""
+    `attention`'s (a Keras MultiHeadAttention) own projections and scaling.
+
+    Masked positions get Keras' masked-softmax logit (-1e9) and weight exactly 0, so a
+    row with no position left attends to nothing, as Keras' Softmax layer does. The
+    softmax runs in float32 (Keras runs it in the layer's dtype: under mixed precision
+    decoding is a little more exact than teacher forcing)."""
     q = _heads_first(attention._query_dense(query)) * attention._inverse_sqrt_key_dim
     scores = tf.matmul(tf.cast(q, keys.dtype), keys, transpose_b=True)  # [B, H, 1, T]
     scores = tf.cast(scores, tf.float32)
-    if bias is not None:
-        scores += tf.cast(bias, tf.float32)
-    weights = tf.cast(tf.nn.softmax(scores, axis=-1), values.dtype)
+    if mask is not None:
+        scores = tf.where(mask, scores, -1e9)
+    weights = tf.nn.softmax(scores, axis=-1)
+    if mask is not None:
+        weights *= tf.cast(mask, weights.dtype)
+    weights = tf.cast(weights, values.dtype)
     context = _heads_first(tf.matmul(weights, values))  # [B, 1, H, D]
     return attention._output_dense(context)
 
 
-def _residual(layer, y, x, attention, keys, values, bias, norm) -> tf.Tensor:
+def _residual(layer, y, x, attention, keys, values, mask, norm) -> tf.Tensor:
     """y + attention(x) (then the norm, for post-LN layers)."""
-    y = _attend(attention, x, keys, values, bias) + y
+    y = _attend(attention, x, keys, values, mask) + y
     return y if layer.normalize_first else norm(y)
