@@ -248,9 +248,11 @@ def _attend(attention, query, keys, values, mask) -> tf.Tensor:
     `attention`'s (a Keras MultiHeadAttention) own projections and scaling.
 
     Masked positions get Keras' masked-softmax logit (-1e9) and weight exactly 0, so a
-    row with no position left attends to nothing, as Keras' Softmax layer does. The
-    softmax runs in float32 (Keras runs it in the layer's dtype: under mixed precision
-    decoding is a little more exact than teacher forcing)."""
+    row with no position left attends to nothing, as Keras' Softmax layer (its path for
+    layers with dropout) does; its dropout-free path leaves such rows uniform. Text
+    sources always hold EOS, so only an encoder with an empty memory meets the case. The
+    softmax runs in float32 (Keras' Softmax layer runs it in the layer's dtype: under
+    mixed precision decoding is a little more exact than teacher forcing)."""
     q = _heads_first(attention._query_dense(query)) * attention._inverse_sqrt_key_dim
     scores = tf.matmul(tf.cast(q, keys.dtype), keys, transpose_b=True)  # [B, H, 1, T]
     scores = tf.cast(scores, tf.float32)
