@@ -48,13 +48,13 @@ import time
 from pathlib import Path
 
 import sacrebleu
+from quality import load_recipe  # benchmarks/quality.py, beside this script
 
 from s2s_zoo.data.readers import write_pairs
 from s2s_zoo.tasks.translation.gettext_corpus import DEFAULT_LOCALE_DIR, build_corpus
 
 BENCHMARKS = Path(__file__).resolve().parent
 COMPANION = BENCHMARKS / "peer_opennmt"
-RECIPES_DIR = BENCHMARKS.parent / "recipes" / "translation"
 PEER_PACKAGES = [
     "opennmt-tf==2.32.0",
     "tensorflow==2.13.*",
@@ -252,19 +252,6 @@ def export_peer(bin_dir: Path, config: Path, checkpoint: Path, out: Path) -> Pat
 
 
 # -- ours: train (the runner users run), count ----------------------------------------------
-
-
-def load_recipe(name: str):
-    """The RECIPE object of `recipes/translation/<name>.py`."""
-    import importlib.util
-
-    path = RECIPES_DIR / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"recipe_{name}", path)
-    if spec is None or spec.loader is None:
-        raise SystemExit(f"no recipe at {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.RECIPE
 
 
 def train_ours(name: str, data: Path, work: Path, args: argparse.Namespace) -> dict:

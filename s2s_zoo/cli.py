@@ -9,6 +9,7 @@ TensorFlow's C++ start-up chatter is silenced unless `--verbose` is given.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -56,6 +57,39 @@ def _batches(lines: Iterator[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
+@contextlib.contextmanager
+def _predict_streams(args: argparse.Namespace) -> Iterator[tuple]:
+    """(source, sink): --input/--output files, or stdin/stdout; files closed at the end."""
+    source = open(args.input, encoding="utf-8") if args.input else sys.stdin
+    sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        yield source, sink
+    finally:
+        if args.input:
+            source.close()
+        if args.output:
+            sink.close()
+
+
+def _warn_truncated(counts, first_line: int, hint: str = "") -> None:
+    """Warn on stderr, by input line, about sources the model read only in part."""
+    for index, count in enumerate(counts):
+        if count:
+            print(
+                f"warning: line {first_line + index}: the source is {count} tokens over the "
+                f"model's limit; only part of it was read{hint}",
+                file=sys.stderr,
+            )
+
+
+def _write_hypotheses(sink, texts, scores, with_scores: bool) -> None:
+    """One line per hypothesis (rows of n-best lists), with its score if asked."""
+    for row_texts, row_scores in zip(texts, scores, strict=True):
+        for text, score in zip(row_texts, row_scores, strict=True):
+            sink.write(f"{score:.4f}\t{text}\n" if with_scores else f"{text}\n")
+    sink.flush()
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     import tensorflow as tf
 
@@ -74,11 +108,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     # text models take "inputs"; captioning "images" and speech "audio", given as file paths;
     # models with several inputs (dialogue: "context", "kb") one JSON object per line
     input_names = _input_names(loaded)
-    source = open(args.input, encoding="utf-8") if args.input else sys.stdin
-    sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     beam_size = args.beam_size or max(args.n_best or 1, 4)
     n_best = args.n_best or 1
-    try:
+    with _predict_streams(args) as (source, sink):
         done = 0
         for batch in _batches(source, args.batch_size):
             names = list(batch)
@@ -91,7 +123,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 if input_names != ["inputs"]:
                     batch = [_read_file(line) for line in batch]
                 inputs = {input_names[0]: tf.constant(batch, tf.string)}
-            done += len(batch)
             if use_nbest:
                 out = loaded.signatures["nbest"](
                     **inputs,
@@ -109,25 +140,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     reason = error.decode("utf-8")
                     print(f"warning: {name}: {reason} (empty output)", file=sys.stderr)
             if "source_truncated_tokens" in out:
-                cut = out["source_truncated_tokens"].numpy()
-                for index, count in enumerate(cut):
-                    if count:
-                        where = f"line {done - len(names) + index + 1}"
-                        print(
-                            f"warning: {where}: the source is {count} tokens over the model's "
-                            "limit; only part of it was read (see s2s-zoo inspect)",
-                            file=sys.stderr,
-                        )
-            for row_texts, row_scores in zip(texts, scores, strict=True):
-                for text, score in zip(row_texts, row_scores, strict=True):
-                    line = text.decode("utf-8")
-                    sink.write(f"{score:.4f}\t{line}\n" if args.with_scores else f"{line}\n")
-            sink.flush()
-    finally:
-        if args.input:
-            source.close()
-        if args.output:
-            sink.close()
+                _warn_truncated(
+                    out["source_truncated_tokens"].numpy(), done + 1, " (see s2s-zoo inspect)"
+                )
+            done += len(batch)
+            texts = [[text.decode("utf-8") for text in row] for row in texts]
+            _write_hypotheses(sink, texts, scores, args.with_scores)
     return 0
 
 
@@ -141,9 +159,7 @@ def _predict_ctranslate2(args: argparse.Namespace, use_nbest: bool) -> int:
         )
     except FileNotFoundError as error:
         raise SystemExit(str(error)) from None
-    source = open(args.input, encoding="utf-8") if args.input else sys.stdin
-    sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    try:
+    with _predict_streams(args) as (source, sink):
         done = 0
         for batch in _batches(source, args.batch_size):
             if args.mode == "greedy":
@@ -154,23 +170,9 @@ def _predict_ctranslate2(args: argparse.Namespace, use_nbest: bool) -> int:
                                  args.max_length or 0)  # fmt: skip
             else:  # the exported decoding settings, best hypothesis (as serving_default)
                 out = model.beam(batch, num_hypotheses=1)
-            for index, count in enumerate(out.truncated):
-                if count:
-                    print(
-                        f"warning: line {done + index + 1}: the source is {count} tokens over "
-                        "the model's limit; only part of it was read",
-                        file=sys.stderr,
-                    )
+            _warn_truncated(out.truncated, done + 1)
             done += len(batch)
-            for texts, scores in zip(out.texts, out.scores, strict=True):
-                for text, score in zip(texts, scores, strict=True):
-                    sink.write(f"{score:.4f}\t{text}\n" if args.with_scores else f"{text}\n")
-            sink.flush()
-    finally:
-        if args.input:
-            source.close()
-        if args.output:
-            sink.close()
+            _write_hypotheses(sink, out.texts, out.scores, args.with_scores)
     return 0
 
 

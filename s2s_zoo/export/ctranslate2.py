@@ -112,6 +112,25 @@ def _set_norm(spec, layer, epsilons: set) -> None:
     epsilons.add(float(layer.epsilon))
 
 
+def _set_layer(spec, layer, epsilons: set) -> None:
+    """One keras-hub encoder or decoder layer: self-attention, cross-attention (decoder
+    layers only), feed-forward."""
+    _set_attention(
+        spec.self_attention,
+        layer._self_attention_layer,
+        layer._self_attention_layer_norm,
+        epsilons,
+        self_attention=True,
+    )
+    cross = getattr(layer, "_cross_attention_layer", None)
+    if cross is not None:
+        _set_attention(
+            spec.attention, cross, layer._cross_attention_layer_norm, epsilons,
+            self_attention=False,
+        )  # fmt: skip
+    _set_ffn(spec.ffn, layer, epsilons)
+
+
 def _set_attention(spec, layer, norm, epsilons: set, self_attention: bool) -> None:
     """keras MultiHeadAttention: query/key/value kernels [d, heads, head_dim] flatten
     head-major, exactly how CTranslate2 splits its projections into heads."""
@@ -195,14 +214,7 @@ def transformer_spec(inference: Seq2SeqInference) -> ctranslate2.specs.Transform
         encoder.positions, ec.max_positions, ec.hidden_dim
     )
     for spec, layer in zip(enc_spec.layer, encoder.layers, strict=True):
-        _set_attention(
-            spec.self_attention,
-            layer._self_attention_layer,
-            layer._self_attention_layer_norm,
-            epsilons,
-            self_attention=True,
-        )
-        _set_ffn(spec.ffn, layer, epsilons)
+        _set_layer(spec, layer, epsilons)
     if ec.normalize_first:
         _set_norm(enc_spec.layer_norm, encoder.norm, epsilons)
 
@@ -213,21 +225,7 @@ def transformer_spec(inference: Seq2SeqInference) -> ctranslate2.specs.Transform
         decoder.positions, dc.max_positions, dc.hidden_dim
     )
     for spec, layer in zip(dec_spec.layer, decoder.layers, strict=True):
-        _set_attention(
-            spec.self_attention,
-            layer._self_attention_layer,
-            layer._self_attention_layer_norm,
-            epsilons,
-            self_attention=True,
-        )
-        _set_attention(
-            spec.attention,
-            layer._cross_attention_layer,
-            layer._cross_attention_layer_norm,
-            epsilons,
-            self_attention=False,
-        )
-        _set_ffn(spec.ffn, layer, epsilons)
+        _set_layer(spec, layer, epsilons)
     if dc.normalize_first:
         _set_norm(dec_spec.layer_norm, decoder.norm, epsilons)
     if decoder.output_projection is None:  # tied: logits = x @ embeddings^T, no bias
