@@ -23,8 +23,15 @@ from s2s_zoo.training.fit import TrainConfig, compile_model, fit
 
 TINY_MEMORY = {"embedding_dim": 8, "decoder_units": 16, "attention_units": 8, "hops": 1}
 TINY_FLAT = {"embedding_dim": 8, "encoder_units": 8, "decoder_units": 16, "attention_units": 8}
+MAX_TARGET = 24
+# the output budget is the preprocessor's target length: a phone answer over a 5-letter name
+# is 14-15 pieces ("here it is iefge_phone"), so a smaller cap would cut right answers
 DECODING = DecodingConfig(
-    beam_size=3, num_hypotheses=2, max_length_ratio=0.0, max_length_offset=12, max_length_cap=12
+    beam_size=3,
+    num_hypotheses=2,
+    max_length_ratio=0.0,
+    max_length_offset=MAX_TARGET,
+    max_length_cap=MAX_TARGET,
 )
 NAMES = ["context", "kb"]
 
@@ -69,10 +76,10 @@ def toy_data():
 def _inference(model_name: str, proto: bytes, seed: int = 0) -> Seq2SeqInference:
     keras.utils.set_random_seed(seed)
     if model_name == "gru_bahdanau":
-        pre = FlatDialoguePreprocessor(proto, max_source_length=48, max_target_length=24)
+        pre = FlatDialoguePreprocessor(proto, max_source_length=48, max_target_length=MAX_TARGET)
         overrides = TINY_FLAT
     else:
-        pre = DialoguePreprocessor(proto, max_turns=7, max_facts=8, max_target_length=24)
+        pre = DialoguePreprocessor(proto, max_turns=7, max_facts=8, max_target_length=MAX_TARGET)
         overrides = TINY_MEMORY
     model = build_from_catalog(
         model_name, pre.source_vocab_size, pre.target_vocab_size, **overrides
@@ -116,7 +123,7 @@ def test_teacher_forcing_equals_decoding_steps(toy, model_name):
     dataset = make_dialogue_dataset(train[:4], inference.preprocessor, 4, shuffle=False)
     (*source, target_in), _ = next(iter(dataset))
     forced = inference.model.training_model([*source, target_in]).numpy()
-    memory, state = inference.model.encode(tuple(source), 24)
+    memory, state = inference.model.encode(tuple(source), MAX_TARGET)
     for t in range(target_in.shape[1]):
         logits, state = inference.model.step(target_in[:, t], state, memory)
         np.testing.assert_allclose(
@@ -180,19 +187,14 @@ def _accuracy(inference, examples) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect (2026-12-06): mem2seq copies unseen names but does not learn where "
-    "a copied entity's pieces end (`ihb` vs `ihb_phone`): 10% exact at 8 epochs, 50% at 20",
-)
 def test_copying_produces_entities_never_seen_in_training(toy):
     """mem2seq copies unseen KB entities (piece by piece); the no-copy model cannot."""
     train, test, proto = toy
     train_words = {w for c, k, r in train for t in (*c, *k, r) for w in t.split()}
     assert not {r.split()[-1] for _, _, r in test} & train_words  # truly unseen entities
     copying = _inference("mem2seq_dialog", proto)
-    _train(copying, train, epochs=8)
+    _train(copying, train, epochs=20)
     generating = _inference("memn2n_dialog", proto)
-    _train(generating, train, epochs=8)
-    assert _accuracy(copying, test) >= 0.6
+    _train(generating, train, epochs=20)
+    assert _accuracy(copying, test) >= 0.75
     assert _accuracy(generating, test) <= 0.1
