@@ -194,6 +194,53 @@ def test_augment_settings_reach_the_config():
     assert (config.blur_prob, config.blur_sigma, config.affine_prob) == (0.25, (0.5, 1.0), 0.0)
 
 
+def test_augment_settings_flags_override_the_recipe_and_are_checked(capsys):
+    speech = get_task("speech", {"audio_augment": "noise", "audio_augment_settings": {
+        "snr_db": (10.0, 20.0), "noise_probability": 0.2}})  # fmt: skip
+    args = parse(speech, ["--audio-augment-settings", '{"snr_db": [0, 5]}'])
+    config = speech.augmentation(args, 16000)
+    assert (config.snr_db, config.noise_probability) == ((0.0, 5.0), 0.2)  # flag over recipe
+    caption = get_task("captioning", {"image_augment": "jpeg"})
+    args = parse(
+        caption, ["--image-augment-settings", '{"probability": 1, "jpeg_quality": [40, 60]}']
+    )
+    config = caption.augmentation(args)
+    assert (config.jpeg_prob, config.jpeg_quality) == (1.0, (40, 60))
+    for task, flag, value, message in [
+        (speech, "--audio-augment-settings", '{"snr": [0, 5]}', "snr"),
+        (speech, "--audio-augment-settings", '{"snr_db": [9, 3]}', "snr_db"),
+        (speech, "--audio-augment-settings", "[1, 2]", "a JSON object"),
+        (caption, "--image-augment-settings", '{"max_rotation": 5', "not JSON"),
+        (caption, "--image-augment-settings", '{"rotation": 5}', "rotation"),
+    ]:
+        with pytest.raises(SystemExit):
+            parse(task, [flag, value])
+        assert message in capsys.readouterr().err
+
+
+def test_noise_files_are_mixed_in_as_noise_waveforms(tmp_path, wav_pairs):
+    from s2s_zoo.data.wav_files import load_wav, wav_bytes
+
+    folder = tmp_path / "noise"
+    folder.mkdir()
+    hum = 0.1 * np.sin(2 * np.pi * 50 * np.arange(8000) / 8000)
+    (folder / "hum.wav").write_bytes(wav_bytes(hum, 8000))  # resampled to the task's rate
+    speech = get_task("speech", {"audio_augment": "noise"})
+    args = parse(speech, ["--noise-files", str(folder), wav_pairs[0][0]])
+    config = speech.augmentation(args, 16000)
+    assert "waveforms" in config.noise_kinds
+    assert [len(clip) for clip in config.noise_waveforms] == [
+        16000, len(load_wav(wav_pairs[0][0], 16000))]  # fmt: skip
+    with pytest.raises(SystemExit, match="needs noise in --audio-augment"):
+        speech.augmentation(
+            parse(speech, ["--audio-augment", "gain", "--noise-files", str(folder)]), 16000
+        )
+    with pytest.raises(SystemExit, match="does not exist"):
+        speech.augmentation(parse(speech, ["--noise-files", str(tmp_path / "nope.wav")]), 16000)
+    with pytest.raises(SystemExit, match="no .wav file in the folder"):
+        speech.augmentation(parse(speech, ["--noise-files", str(tmp_path)]), 16000)
+
+
 # -- per-source scoring --------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ module that subclasses `Task` and registers itself with `@register_task`.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -225,6 +226,28 @@ def augment_names(config_class: Any) -> Callable[[str], str]:
         except ValueError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
         return ",".join(config.enabled) or "none"
+
+    return parse
+
+
+def augment_settings(config_class: Any, names: str) -> Callable[[str], dict[str, Any]]:
+    """argparse `type` of `--image-augment-settings` / `--audio-augment-settings`: a JSON
+    object of `config_class` fields (`{"snr_db": [0, 20]}`), checked by building the
+    config with `names` enabled; JSON lists become tuples, as the configs hold ranges."""
+
+    def parse(value: str) -> dict[str, Any]:
+        try:
+            settings = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise argparse.ArgumentTypeError(f"not JSON ({error}): {value!r}") from None
+        if not isinstance(settings, dict):
+            raise argparse.ArgumentTypeError(f"a JSON object of settings, got {value!r}")
+        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+        try:
+            config_class.from_names(names, **settings)
+        except (TypeError, ValueError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+        return settings
 
     return parse
 

@@ -10,12 +10,14 @@ from s2s_zoo.data.captions import read_caption_tsv, read_coco_captions
 from s2s_zoo.data.media_pipeline import make_image_dataset
 from s2s_zoo.data.media_preprocessors import ImagePreprocessor
 from s2s_zoo.features.image import ImageFrontEnd
+from s2s_zoo.features.image_augment import OPTIONS as AUGMENT_OPTIONS
 from s2s_zoo.features.image_augment import ImageAugmentConfig
 from s2s_zoo.metrics import corpus_bleu, error_rates
 from s2s_zoo.tasks.base import (
     Example,
     FileSourceTask,
     augment_names,
+    augment_settings,
     exact_match,
     register_task,
 )
@@ -50,6 +52,13 @@ class CaptioningTask(FileSourceTask):
             help="augment training batches: comma list of affine,blur,noise,jitter,jpeg, or none "
             "(default: %(default)s)",
         )
+        parser.add_argument(
+            "--image-augment-settings",
+            type=augment_settings(ImageAugmentConfig, ",".join(AUGMENT_OPTIONS)),
+            default={},
+            help="JSON object of augmentation settings over the recipe's, e.g. '{\"probability\": "
+            '0.3, "max_rotation": 5, "jpeg_quality": [30, 90]}\'',
+        )
 
     def read(self, path: str, args: argparse.Namespace) -> list[Example]:
         if path.endswith(".json"):
@@ -82,9 +91,11 @@ class CaptioningTask(FileSourceTask):
 
     def augmentation(self, args: argparse.Namespace) -> ImageAugmentConfig | None:
         """The training-batch augmentation the flags and options ask for (None: off)."""
-        config = ImageAugmentConfig.from_names(
-            args.image_augment, **self.options["image_augment_settings"]
-        )
+        settings = {
+            **self.options["image_augment_settings"],
+            **getattr(args, "image_augment_settings", {}),
+        }
+        config = ImageAugmentConfig.from_names(args.image_augment, **settings)
         return config if config.enabled else None
 
     def dataset(self, examples, preprocessor, args, training):

@@ -9,13 +9,15 @@ from pathlib import Path
 from s2s_zoo.data.asr_manifests import read_manifest
 from s2s_zoo.data.media_pipeline import make_audio_dataset
 from s2s_zoo.data.media_preprocessors import AudioPreprocessor
+from s2s_zoo.data.wav_files import load_wav
 from s2s_zoo.features.audio import AudioFrontEnd
-from s2s_zoo.features.audio_augment import AudioAugmentConfig
+from s2s_zoo.features.audio_augment import AUGMENTATIONS, AudioAugmentConfig
 from s2s_zoo.metrics import error_rates
 from s2s_zoo.tasks.base import (
     Example,
     FileSourceTask,
     augment_names,
+    augment_settings,
     exact_match,
     register_task,
 )
@@ -56,6 +58,22 @@ class SpeechTask(FileSourceTask):
             help="augment training waveforms: comma list of speed,noise,gain,reverb, or none "
             "(default: %(default)s)",
         )
+        parser.add_argument(
+            "--audio-augment-settings",
+            type=augment_settings(AudioAugmentConfig, ",".join(AUGMENTATIONS)),
+            default={},
+            help="JSON object of augmentation settings over the recipe's, e.g. '{\"snr_db\": "
+            '[0, 20], "speed_factors": [0.9, 1.1], "reverb_probability": 0.5}\'',
+        )
+        parser.add_argument(
+            "--noise-files",
+            nargs="+",
+            default=[],
+            metavar="WAV_OR_DIR",
+            help="noise recordings (16-bit PCM WAV files, or folders of them) mixed into "
+            "training waveforms beside generated white/pink noise; needs noise in "
+            "--audio-augment",
+        )
 
     def read(self, path: str, args: argparse.Namespace) -> list[Example]:
         return read_manifest(
@@ -77,9 +95,22 @@ class SpeechTask(FileSourceTask):
 
     def augmentation(self, args: argparse.Namespace, sample_rate: int) -> AudioAugmentConfig | None:
         """The training-waveform augmentation the flags and options ask for (None: off)."""
+        settings = {
+            **self.options["audio_augment_settings"],
+            **getattr(args, "audio_augment_settings", {}),
+        }
         config = AudioAugmentConfig.from_names(
-            args.audio_augment, sample_rate=sample_rate, **self.options["audio_augment_settings"]
+            args.audio_augment, sample_rate=sample_rate, **settings
         )
+        noise_files = getattr(args, "noise_files", [])
+        if noise_files:
+            if not config.noise:
+                raise SystemExit(
+                    f"--noise-files needs noise in --audio-augment (it is {args.audio_augment!r})"
+                )
+            config = config.with_noise_waveforms(
+                [load_wav(path, sample_rate) for path in noise_wav_files(noise_files)]
+            )
         return config if config.enabled else None
 
     def dataset(self, examples, preprocessor, args, training):
@@ -106,3 +137,21 @@ class SpeechTask(FileSourceTask):
         if not side.is_file():
             return None
         return {row.path: [row.engine] for row in read_sources(side)}
+
+
+def noise_wav_files(entries: Sequence[str]) -> list[Path]:
+    """The WAV files named by `--noise-files`: files as given, folders by their *.wav
+    (sorted). A missing path or a folder without WAVs is an error naming it."""
+    files: list[Path] = []
+    for entry in entries:
+        path = Path(entry)
+        if path.is_dir():
+            found = sorted(path.glob("*.wav")) + sorted(path.glob("*.WAV"))
+            if not found:
+                raise SystemExit(f"--noise-files: no .wav file in the folder {path}")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise SystemExit(f"--noise-files: {path} does not exist")
+    return files
