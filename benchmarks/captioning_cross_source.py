@@ -79,6 +79,13 @@ def main() -> None:
     p.add_argument("--hold-out", default="handwriting,fonts", help="comma list")
     p.add_argument("--augment", default="off,on", help="off, on, or off,on")
     p.add_argument("--image-augment", default=AUGMENT_ALL, help="what 'on' enables")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="early-stopping epochs on the validation loss (the recipe's 3 stops augmented "
+        "runs, whose loss is noisier, long before the budget; 0: off)",
+    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     work = Path(args.work_dir)
@@ -110,7 +117,7 @@ def main() -> None:
                 "--train", str(paths["train"]), "--valid", str(paths["valid"]),
                 "--test", str(paths["test"]), "--image-augment", augment,
                 "--max-minutes", str(args.minutes), "--budget-clock", args.clock,
-                "--epochs", "1000",
+                "--epochs", "1000", "--patience", str(args.patience),
                 "--export-dir", str(work / "exported"), "--name", name,
                 "--checkpoint-dir", str(work / "checkpoints" / name),
                 "--data-dir", str(work / "unused"), "--seed", str(args.seed),

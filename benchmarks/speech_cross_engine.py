@@ -101,6 +101,13 @@ def main() -> None:
     p.add_argument("--audio-augment", default=AUGMENT_ALL, help="what 'on' enables")
     p.add_argument("--test-size", type=int, default=300, help="held-out utterances scored")
     p.add_argument("--flite-size", type=int, default=300, help="flite utterances (0: none)")
+    p.add_argument(
+        "--patience",
+        type=int,
+        default=10,
+        help="early-stopping epochs on the validation loss (the recipe's 3 stops augmented "
+        "runs, whose loss is noisier, long before the budget; 0: off)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--evaluate", help="only score this export on the flite test set")
     args = p.parse_args()
@@ -142,7 +149,7 @@ def main() -> None:
                 "--train", str(paths["train"]), "--valid", str(paths["valid"]),
                 "--test", str(paths["test"]), "--audio-augment", augment,
                 "--max-minutes", str(args.minutes), "--budget-clock", args.clock,
-                "--epochs", "1000",
+                "--epochs", "1000", "--patience", str(args.patience),
                 "--export-dir", str(work / "exported"), "--name", name,
                 "--checkpoint-dir", str(work / "checkpoints" / name),
                 "--data-dir", str(work / "unused"), "--seed", str(args.seed),
