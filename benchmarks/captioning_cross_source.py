@@ -83,8 +83,9 @@ def main() -> None:
         "--patience",
         type=int,
         default=10,
-        help="early-stopping epochs on the validation loss (the recipe's 3 stops augmented "
-        "runs, whose loss is noisier, long before the budget; 0: off)",
+        help="early-stopping epochs on the validation loss (the recipes' 3-4 stop augmented "
+        "runs, whose loss is noisier, long before the budget; 0: off, the last weights "
+        "are scored)",
     )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
@@ -125,7 +126,7 @@ def main() -> None:
             ])  # fmt: skip
             m = result["metrics"]
             rows.append({
-                "held_out": held_out, "augment": augment,
+                "held_out": held_out, "augment": augment, "patience": args.patience,
                 "epochs": len(result["history"]["loss"]),
                 "minutes": (time.perf_counter() - start) / 60,
                 "cpu_minutes": (time.process_time() - cpu) / 60 / (os.cpu_count() or 1),

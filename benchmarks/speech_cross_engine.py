@@ -105,8 +105,9 @@ def main() -> None:
         "--patience",
         type=int,
         default=10,
-        help="early-stopping epochs on the validation loss (the recipe's 3 stops augmented "
-        "runs, whose loss is noisier, long before the budget; 0: off)",
+        help="early-stopping epochs on the validation loss (the recipes' 3-4 stop augmented "
+        "runs, whose loss is noisier, long before the budget; 0: off, the last weights "
+        "are scored)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--evaluate", help="only score this export on the flite test set")
@@ -157,7 +158,8 @@ def main() -> None:
             ])  # fmt: skip
             m = result["metrics"]
             row = {
-                "held_out": engine, "augment": augment, "epochs": len(result["history"]["loss"]),
+                "held_out": engine, "augment": augment, "patience": args.patience,
+                "epochs": len(result["history"]["loss"]),
                 "minutes": (time.perf_counter() - start) / 60,
                 "cpu_minutes": (time.process_time() - cpu) / 60 / (os.cpu_count() or 1),
                 "n": len(test),

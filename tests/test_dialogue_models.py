@@ -181,6 +181,12 @@ def _train(inference, examples, epochs: int) -> None:
     fit(inference.model.training_model, dataset, None, config, verbose=0)
 
 
+def tokenizer(proto: bytes):
+    import sentencepiece
+
+    return sentencepiece.SentencePieceProcessor(model_proto=proto)
+
+
 def _accuracy(inference, examples) -> float:
     texts, _ = _decode(inference, _requests(examples))
     return float(np.mean([t == r for t, (_, _, r) in zip(texts, examples, strict=True)]))
@@ -192,6 +198,8 @@ def test_copying_produces_entities_never_seen_in_training(toy):
     train, test, proto = toy
     train_words = {w for c, k, r in train for t in (*c, *k, r) for w in t.split()}
     assert not {r.split()[-1] for _, _, r in test} & train_words  # truly unseen entities
+    longest = max(len(tokenizer(proto).encode(r)) for _, _, r in train + test)
+    assert longest + 1 < MAX_TARGET  # every answer and its EOS fit the output budget
     copying = _inference("mem2seq_dialog", proto)
     _train(copying, train, epochs=20)
     generating = _inference("memn2n_dialog", proto)

@@ -201,44 +201,75 @@ def test_augment_settings_flags_override_the_recipe_and_are_checked(capsys):
     config = speech.augmentation(args, 16000)
     assert (config.snr_db, config.noise_probability) == ((0.0, 5.0), 0.2)  # flag over recipe
     caption = get_task("captioning", {"image_augment": "jpeg"})
-    args = parse(
-        caption, ["--image-augment-settings", '{"probability": 1, "jpeg_quality": [40, 60]}']
-    )
-    config = caption.augmentation(args)
-    assert (config.jpeg_prob, config.jpeg_quality) == (1.0, (40, 60))
+    flag = ["--image-augment-settings", '{"probability": 1, "jpeg_quality": [40.0, 60]}']
+    config = caption.augmentation(parse(caption, flag))
+    assert (config.jpeg_prob, config.jpeg_quality) == (1.0, (40, 60))  # ints for an int range
+    assert all(type(q) is int for q in config.jpeg_quality)
+    audio, image = "--audio-augment-settings", "--image-augment-settings"
     for task, flag, value, message in [
-        (speech, "--audio-augment-settings", '{"snr": [0, 5]}', "snr"),
-        (speech, "--audio-augment-settings", '{"snr_db": [9, 3]}', "snr_db"),
-        (speech, "--audio-augment-settings", "[1, 2]", "a JSON object"),
-        (caption, "--image-augment-settings", '{"max_rotation": 5', "not JSON"),
-        (caption, "--image-augment-settings", '{"rotation": 5}', "rotation"),
+        (speech, audio, '{"snr": [0, 5]}', "unknown setting 'snr'"),
+        (speech, audio, '{"snr_db": [9, 3]}', "snr_db"),
+        (speech, audio, '{"snr_db": 5}', "snr_db: a list of numbers"),
+        (speech, audio, '{"noise_probability": "high"}', "noise_probability: a number"),
+        (speech, audio, '{"sample_rate": 8000}', "sample_rate: the front end's rate"),
+        (speech, audio, '{"noise": true}', "noise: choose it in --audio-augment"),
+        (speech, audio, '{"noise_waveforms": [[0.1]]}', "pass recordings with --noise-files"),
+        (speech, audio, '{"noise_kinds": ["brown"]}', "noise_kinds"),
+        (speech, audio, "[1, 2]", "a JSON object"),
+        (caption, image, '{"max_rotation": 5', "not JSON"),
+        (caption, image, '{"rotation": 5}', "unknown setting 'rotation'"),
+        (caption, image, '{"blur_prob": 0.3}', 'set their "probability"'),
+        (caption, image, '{"jpeg_quality": [30.5, 90]}', "jpeg_quality: whole numbers"),
     ]:
         with pytest.raises(SystemExit):
             parse(task, [flag, value])
-        assert message in capsys.readouterr().err
+        assert message in capsys.readouterr().err, (flag, value)
 
 
-def test_noise_files_are_mixed_in_as_noise_waveforms(tmp_path, wav_pairs):
+def test_noise_files_are_mixed_in_as_noise_waveforms(tmp_path, wav_pairs, capsys):
     from s2s_zoo.data.wav_files import load_wav, wav_bytes
+    from s2s_zoo.tasks.speech import task as speech_task
 
     folder = tmp_path / "noise"
     folder.mkdir()
     hum = 0.1 * np.sin(2 * np.pi * 50 * np.arange(8000) / 8000)
-    (folder / "hum.wav").write_bytes(wav_bytes(hum, 8000))  # resampled to the task's rate
+    (folder / "hum.WAV").write_bytes(wav_bytes(hum, 8000))  # resampled to the task's rate
+    (folder / "notes.txt").write_text("not audio")
     speech = get_task("speech", {"audio_augment": "noise"})
     args = parse(speech, ["--noise-files", str(folder), wav_pairs[0][0]])
     config = speech.augmentation(args, 16000)
-    assert "waveforms" in config.noise_kinds
+    assert config.noise_kinds == ("white", "pink", "waveforms")
     assert [len(clip) for clip in config.noise_waveforms] == [
         16000, len(load_wav(wav_pairs[0][0], 16000))]  # fmt: skip
+    # recordings only
+    only = [
+        "--noise-files",
+        str(folder),
+        "--audio-augment-settings",
+        '{"noise_kinds": ["waveforms"]}',
+    ]
+    assert speech.augmentation(parse(speech, only), 16000).noise_kinds == ("waveforms",)
+    with pytest.raises(SystemExit, match="pass --noise-files"):
+        speech.augmentation(parse(speech, only[2:]), 16000)
+    # long recordings are cut (and said), too much noise in all is refused
+    long = tmp_path / "long.wav"
+    long.write_bytes(wav_bytes(np.zeros(16000 * 40), 16000))
+    args = parse(speech, ["--noise-files", str(long)])
+    assert [len(c) for c in speech.augmentation(args, 16000).noise_waveforms] == [16000 * 30]
+    assert "1 of 1 recordings cut to their first 30 s" in capsys.readouterr().out
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(speech_task, "MAX_NOISE_TOTAL_MINUTES", 0.1)
+        with pytest.raises(SystemExit, match="minutes of noise after cutting"):
+            speech.augmentation(args, 16000)
     with pytest.raises(SystemExit, match="needs noise in --audio-augment"):
-        speech.augmentation(
-            parse(speech, ["--audio-augment", "gain", "--noise-files", str(folder)]), 16000
-        )
-    with pytest.raises(SystemExit, match="does not exist"):
-        speech.augmentation(parse(speech, ["--noise-files", str(tmp_path / "nope.wav")]), 16000)
+        flags = ["--audio-augment", "gain", "--noise-files", str(folder)]
+        speech.augmentation(parse(speech, flags), 16000)
+    with pytest.raises(SystemExit):  # read with the command line, before any work
+        parse(speech, ["--noise-files", str(tmp_path / "nope.wav")])
+    assert "nope.wav does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no .wav file in the folder"):
-        speech.augmentation(parse(speech, ["--noise-files", str(tmp_path)]), 16000)
+        speech.augmentation(parse(speech, ["--noise-files", str(tmp_path / "empty")]), 16000)
 
 
 # -- per-source scoring --------------------------------------------------------------------------

@@ -217,17 +217,20 @@ def pink_noise(seed: tf.Tensor, batch: tf.Tensor, width: tf.Tensor) -> tf.Tensor
 def _clip_noise(
     seed: tf.Tensor, clips: Sequence[np.ndarray], batch: tf.Tensor, width: tf.Tensor
 ) -> tf.Tensor:
-    """[batch, width]: a random clip per row from a random offset, looped when short."""
+    """[batch, width]: a random clip per row from a random offset, looped when short.
+
+    The clips are one flat buffer with start offsets (not a table padded to the longest
+    clip), so the graph holds each sample once and a batch gathers only what it uses.
+    """
     sizes = [int(np.asarray(c).size) for c in clips]
-    table = np.zeros([len(clips), max(sizes)], np.float32)
-    for i, clip in enumerate(clips):
-        table[i, : sizes[i]] = np.asarray(clip, np.float32)
-    table_t, sizes_t = tf.constant(table), tf.constant(sizes, tf.int32)
+    flat = tf.constant(np.concatenate([np.asarray(c, np.float32) for c in clips]))
+    starts_t = tf.constant(np.cumsum([0, *sizes[:-1]]), tf.int32)
+    sizes_t = tf.constant(sizes, tf.int32)
     which = tf.random.stateless_uniform([batch], _fold(seed, 0), 0, len(clips), tf.int32)
     size = tf.gather(sizes_t, which)
     offset = tf.random.stateless_uniform([batch], _fold(seed, 1), 0, 2**30, tf.int32) % size
     index = (offset[:, None] + tf.range(width)[None, :]) % size[:, None]
-    return tf.gather(tf.gather(table_t, which), index, axis=1, batch_dims=1)
+    return tf.gather(flat, tf.gather(starts_t, which)[:, None] + index)
 
 
 def add_noise(

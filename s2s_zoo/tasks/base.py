@@ -11,6 +11,7 @@ module that subclasses `Task` and registers itself with `@register_task`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -230,10 +231,43 @@ def augment_names(config_class: Any) -> Callable[[str], str]:
     return parse
 
 
-def augment_settings(config_class: Any, names: str) -> Callable[[str], dict[str, Any]]:
+def augment_settings(
+    config_class: Any,
+    names: str,
+    reserved: dict[str, str],
+    validation: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Callable[[str], dict[str, Any]]:
     """argparse `type` of `--image-augment-settings` / `--audio-augment-settings`: a JSON
-    object of `config_class` fields (`{"snr_db": [0, 20]}`), checked by building the
-    config with `names` enabled; JSON lists become tuples, as the configs hold ranges."""
+    object of `config_class` fields (`{"snr_db": [0, 20]}`).
+
+    Each value must have its field's kind (a [low, high] list for a range, whole numbers
+    where the field holds ints); lists become tuples. `reserved` fields are set by other
+    flags and refused with the reason given. The whole is checked by building the config
+    with `names` enabled (plus `validation` stand-ins, e.g. for noise recordings that
+    another flag supplies); `extra` adds `from_names` keywords that are not fields, with
+    their defaults.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(config_class)}
+    defaults.update(extra or {})
+
+    def coerce(name: str, value: Any) -> Any:
+        default = defaults[name]
+        if isinstance(default, tuple) and default and isinstance(default[0], str):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise argparse.ArgumentTypeError(f"{name}: a list of names, got {value!r}")
+            return tuple(value)
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(_is_number(v) for v in value):
+                raise argparse.ArgumentTypeError(f"{name}: a list of numbers, got {value!r}")
+            if default and isinstance(default[0], int):
+                if any(float(v) != int(v) for v in value):
+                    raise argparse.ArgumentTypeError(f"{name}: whole numbers, got {value!r}")
+                return tuple(int(v) for v in value)
+            return tuple(float(v) for v in value)
+        if isinstance(default, bool) or not _is_number(value):
+            raise argparse.ArgumentTypeError(f"{name}: a number, got {value!r}")
+        return int(value) if isinstance(default, int) and float(value) == int(value) else value
 
     def parse(value: str) -> dict[str, Any]:
         try:
@@ -242,14 +276,24 @@ def augment_settings(config_class: Any, names: str) -> Callable[[str], dict[str,
             raise argparse.ArgumentTypeError(f"not JSON ({error}): {value!r}") from None
         if not isinstance(settings, dict):
             raise argparse.ArgumentTypeError(f"a JSON object of settings, got {value!r}")
-        settings = {k: tuple(v) if isinstance(v, list) else v for k, v in settings.items()}
+        for name in settings:
+            if name in reserved:
+                raise argparse.ArgumentTypeError(f"{name}: {reserved[name]}")
+            if name not in defaults:
+                known = ", ".join(sorted(set(defaults) - set(reserved)))
+                raise argparse.ArgumentTypeError(f"unknown setting {name!r}; known: {known}")
+        settings = {name: coerce(name, v) for name, v in settings.items()}
         try:
-            config_class.from_names(names, **settings)
+            config_class.from_names(names, **{**(validation or {}), **settings})
         except (TypeError, ValueError) as error:
             raise argparse.ArgumentTypeError(str(error)) from None
         return settings
 
     return parse
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def exact_match(hypotheses: Sequence[str], references: Sequence[list[str]]) -> float:

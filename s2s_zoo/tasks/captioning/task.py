@@ -54,7 +54,15 @@ class CaptioningTask(FileSourceTask):
         )
         parser.add_argument(
             "--image-augment-settings",
-            type=augment_settings(ImageAugmentConfig, ",".join(AUGMENT_OPTIONS)),
+            type=augment_settings(
+                ImageAugmentConfig,
+                ",".join(AUGMENT_OPTIONS),
+                reserved={
+                    f"{name}_prob": 'choose options in --image-augment and set their "probability"'
+                    for name in AUGMENT_OPTIONS
+                },
+                extra={"probability": 0.5},
+            ),
             default={},
             help="JSON object of augmentation settings over the recipe's, e.g. '{\"probability\": "
             '0.3, "max_rotation": 5, "jpeg_quality": [30, 90]}\'',

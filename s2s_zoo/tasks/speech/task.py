@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from s2s_zoo.data.asr_manifests import read_manifest
 from s2s_zoo.data.media_pipeline import make_audio_dataset
 from s2s_zoo.data.media_preprocessors import AudioPreprocessor
@@ -60,7 +62,17 @@ class SpeechTask(FileSourceTask):
         )
         parser.add_argument(
             "--audio-augment-settings",
-            type=augment_settings(AudioAugmentConfig, ",".join(AUGMENTATIONS)),
+            type=augment_settings(
+                AudioAugmentConfig,
+                ",".join(AUGMENTATIONS),
+                reserved={
+                    **{name: "choose it in --audio-augment" for name in AUGMENTATIONS},
+                    "sample_rate": "the front end's rate is used",
+                    "noise_waveforms": "pass recordings with --noise-files",
+                },
+                # noise_kinds may name "waveforms": --noise-files supplies them
+                validation={"noise_waveforms": (np.zeros(1, np.float32),)},
+            ),
             default={},
             help="JSON object of augmentation settings over the recipe's, e.g. '{\"snr_db\": "
             '[0, 20], "speed_factors": [0.9, 1.1], "reverb_probability": 0.5}\'',
@@ -70,6 +82,7 @@ class SpeechTask(FileSourceTask):
             nargs="+",
             default=[],
             metavar="WAV_OR_DIR",
+            type=existing_path,
             help="noise recordings (16-bit PCM WAV files, or folders of them) mixed into "
             "training waveforms beside generated white/pink noise; needs noise in "
             "--audio-augment",
@@ -99,18 +112,20 @@ class SpeechTask(FileSourceTask):
             **self.options["audio_augment_settings"],
             **getattr(args, "audio_augment_settings", {}),
         }
-        config = AudioAugmentConfig.from_names(
-            args.audio_augment, sample_rate=sample_rate, **settings
-        )
         noise_files = getattr(args, "noise_files", [])
         if noise_files:
-            if not config.noise:
+            if "noise" not in args.audio_augment.split(","):
                 raise SystemExit(
                     f"--noise-files needs noise in --audio-augment (it is {args.audio_augment!r})"
                 )
-            config = config.with_noise_waveforms(
-                [load_wav(path, sample_rate) for path in noise_wav_files(noise_files)]
-            )
+            kinds = settings.get("noise_kinds", AudioAugmentConfig.noise_kinds)
+            settings["noise_kinds"] = tuple(dict.fromkeys((*kinds, "waveforms")))
+            settings["noise_waveforms"] = load_noise(noise_wav_files(noise_files), sample_rate)
+        elif "waveforms" in settings.get("noise_kinds", ()):
+            raise SystemExit("noise kind 'waveforms' needs recordings: pass --noise-files")
+        config = AudioAugmentConfig.from_names(
+            args.audio_augment, sample_rate=sample_rate, **settings
+        )
         return config if config.enabled else None
 
     def dataset(self, examples, preprocessor, args, training):
@@ -139,14 +154,27 @@ class SpeechTask(FileSourceTask):
         return {row.path: [row.engine] for row in read_sources(side)}
 
 
+# Noise recordings live in the training graph as one constant: each clip is cut to its
+# first MAX_NOISE_SECONDS (utterances are seconds long) and the total is capped.
+MAX_NOISE_SECONDS = 30.0
+MAX_NOISE_TOTAL_MINUTES = 60.0
+
+
+def existing_path(value: str) -> str:
+    """argparse `type`: a path that exists (checked when the command line is read)."""
+    if not Path(value).exists():
+        raise argparse.ArgumentTypeError(f"{value} does not exist")
+    return value
+
+
 def noise_wav_files(entries: Sequence[str]) -> list[Path]:
-    """The WAV files named by `--noise-files`: files as given, folders by their *.wav
-    (sorted). A missing path or a folder without WAVs is an error naming it."""
+    """The WAV files named by `--noise-files`: files as given, folders by their .wav files
+    (any case, sorted). A missing path or a folder without WAVs is an error naming it."""
     files: list[Path] = []
     for entry in entries:
         path = Path(entry)
         if path.is_dir():
-            found = sorted(path.glob("*.wav")) + sorted(path.glob("*.WAV"))
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() == ".wav")
             if not found:
                 raise SystemExit(f"--noise-files: no .wav file in the folder {path}")
             files.extend(found)
@@ -155,3 +183,26 @@ def noise_wav_files(entries: Sequence[str]) -> list[Path]:
         else:
             raise SystemExit(f"--noise-files: {path} does not exist")
     return files
+
+
+def load_noise(files: Sequence[Path], sample_rate: int) -> tuple[np.ndarray, ...]:
+    """The recordings at `sample_rate`, each cut to MAX_NOISE_SECONDS (said once); empty
+    files and more than MAX_NOISE_TOTAL_MINUTES in all are errors naming the cause."""
+    limit = int(MAX_NOISE_SECONDS * sample_rate)
+    clips, cut = [], 0
+    for path in files:
+        clip = load_wav(path, sample_rate)
+        if clip.size == 0:
+            raise SystemExit(f"--noise-files: {path} holds no samples")
+        cut += clip.size > limit
+        clips.append(clip[:limit])
+    if cut:
+        print(f"--noise-files: {cut} of {len(clips)} recordings cut to their first "
+              f"{MAX_NOISE_SECONDS:g} s")  # fmt: skip
+    minutes = sum(c.size for c in clips) / sample_rate / 60
+    if minutes > MAX_NOISE_TOTAL_MINUTES:
+        raise SystemExit(
+            f"--noise-files: {minutes:.0f} minutes of noise after cutting; pass at most "
+            f"{MAX_NOISE_TOTAL_MINUTES:g} (a sample of the recordings)"
+        )
+    return tuple(clips)
