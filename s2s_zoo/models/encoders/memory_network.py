@@ -25,6 +25,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from s2s_zoo.data.tokenizer import UNK_ID
 from s2s_zoo.layers.memory import HOP_UPDATES, SPEAKER_USER, MemoryEncoder
 from s2s_zoo.models.base import Encoder, EncoderOutput, register_encoder
 
@@ -40,12 +41,50 @@ class MemoryNetworkEncoderConfig:
     hop_update: str = "add"
     position_encoding: bool = True
     dropout: float = 0.0
+    # training only: the share of real pieces whose *embedding* is UNK's (their ids, which
+    # a copying decoder copies, stay): Mem2Seq's "unk mask", so that pointing relies on a
+    # word's place and neighbours too and works on entities never seen in training
+    unk_rate: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.unk_rate < 1.0:
+            raise ValueError(f"unk_rate must be in [0, 1), got {self.unk_rate}")
         if self.hop_update not in HOP_UPDATES:
             raise ValueError(f"hop_update must be one of {HOP_UPDATES}, got {self.hop_update!r}")
         if self.hops < 1 or self.embedding_dim < 1 or self.max_slots < 1:
             raise ValueError("hops, embedding_dim and max_slots must be positive")
+
+
+@keras.saving.register_keras_serializable(package="s2s_zoo")
+class UnkMasking(keras.layers.Layer):
+    """Training only: each real (non-padding) piece id becomes `unk_id` with probability
+    `rate`; padding stays 0. The identity in inference.
+
+    >>> ids = tf.constant([[5, 6, 7, 0]])
+    >>> UnkMasking(0.5)(ids).numpy().tolist()  # inference: unchanged
+    [[5, 6, 7, 0]]
+    >>> masked = UnkMasking(0.999, seed=1)(ids, training=True).numpy().tolist()
+    >>> masked
+    [[1, 1, 1, 0]]
+    """
+
+    def __init__(self, rate: float, unk_id: int = UNK_ID, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.rate, self.unk_id, self.seed = rate, unk_id, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, ids, training=None):
+        ids = tf.cast(ids, tf.int32)
+        if not training or self.rate <= 0.0:
+            return ids
+        draw = keras.random.uniform(tf.shape(ids), seed=self.seed_generator)
+        return tf.where(tf.logical_and(ids != 0, draw < self.rate), self.unk_id, ids)
+
+    def compute_output_spec(self, ids, training=None):
+        return keras.KerasTensor(ids.shape, "int32")
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "rate": self.rate, "unk_id": self.unk_id, "seed": self.seed}
 
 
 @keras.saving.register_keras_serializable(package="s2s_zoo")
@@ -87,27 +126,37 @@ class SlotWords(keras.layers.Layer):
         self.slot_projection.build((None, self.dim))
         self.built = True
 
-    def call(self, memory, speakers, query, slots):
+    def call(self, memory, speakers, query, slots, embedded_memory=None, embedded_query=None):
+        """`embedded_memory`/`embedded_query`: the ids to *embed* when they differ from the
+        ids (UNK-masked in training); padding must be where it is in `memory`/`query`."""
         memory = tf.cast(memory, tf.int32)
         query = tf.cast(query, tf.int32)
         ids = tf.concat([query[:, None, :], memory], axis=1)  # [B, S, L], S = M + 1
+        if embedded_memory is None:
+            seen = ids
+        else:
+            seen = tf.concat(
+                [tf.cast(embedded_query, tf.int32)[:, None, :], tf.cast(embedded_memory, tf.int32)],
+                axis=1,
+            )
         shape = tf.shape(ids)
         batch, count, length = shape[0], shape[1], shape[2]
         keep = tf.reshape(ids != 0, [batch, count * length])
         slot = tf.broadcast_to(tf.range(count)[None, :, None], shape)
         position = tf.broadcast_to(tf.range(length)[None, None, :], shape)
-        previous = tf.pad(ids[:, :, :-1], [[0, 0], [0, 0], [1, 0]])
+        previous = tf.pad(seen[:, :, :-1], [[0, 0], [0, 0], [1, 0]])
 
         def compact(t):  # [B, S, L] ints -> [B, P], real pieces only, 0-padded
             return tf.ragged.boolean_mask(tf.reshape(t, [batch, count * length]), keep).to_tensor()
 
         word_ids, word_slot = compact(ids), compact(slot)
+        word_seen = word_ids if embedded_memory is None else compact(seen)
         word_position, word_previous = compact(position), compact(previous)
         word_mask = word_ids != 0
         who = tf.concat([tf.fill([batch, 1], SPEAKER_USER), tf.cast(speakers, tf.int32)], 1)
         vectors = tf.concat([tf.zeros_like(slots[:, :1]), slots], axis=1)  # [B, S, D]
         x = (
-            self.word_embedding(word_ids)
+            self.word_embedding(word_seen)
             + self.previous_embedding(word_previous)
             + self.position_embedding(tf.minimum(word_position, self.max_positions - 1))
             + self.speaker_embedding(tf.gather(who, word_slot, batch_dims=1))
@@ -116,7 +165,7 @@ class SlotWords(keras.layers.Layer):
         words = x * tf.cast(word_mask, x.dtype)[..., None]
         return word_ids, words, word_mask, tf.logical_and(word_mask, word_position > 0)
 
-    def compute_output_spec(self, memory, speakers, query, slots):
+    def compute_output_spec(self, memory, speakers, query, slots, *args, **kwargs):
         batch = memory.shape[0]
         return (
             keras.KerasTensor((batch, None), "int32"),
@@ -161,6 +210,7 @@ class MemoryNetworkEncoder(Encoder):
         )
         self.words = SlotWords(c.vocab_size, c.embedding_dim, name="slot_words")
         self.dropout = keras.layers.Dropout(c.dropout, name="memory_dropout")
+        self.unk_masking = UnkMasking(c.unk_rate, name="unk_masking") if c.unk_rate else None
 
     @property
     def memory_dim(self) -> int:
@@ -175,8 +225,14 @@ class MemoryNetworkEncoder(Encoder):
 
     def __call__(self, inputs: list) -> EncoderOutput:
         memory, speakers, query = inputs
-        state, slots, mask, _ = self.memory_encoder(memory, query, speakers)
-        word_ids, words, word_mask, follows = self.words(memory, speakers, query, slots)
+        if self.unk_masking is None:
+            seen_memory, seen_query = memory, query
+        else:
+            seen_memory, seen_query = self.unk_masking(memory), self.unk_masking(query)
+        state, slots, mask, _ = self.memory_encoder(seen_memory, seen_query, speakers)
+        word_ids, words, word_mask, follows = self.words(
+            memory, speakers, query, slots, seen_memory, seen_query
+        )
         extras = {
             "word_ids": word_ids,
             "words": self.dropout(words),
