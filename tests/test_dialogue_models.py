@@ -206,3 +206,35 @@ def test_copying_produces_entities_never_seen_in_training(toy):
     _train(generating, train, epochs=20)
     assert _accuracy(copying, test) >= 0.75
     assert _accuracy(generating, test) <= 0.1
+
+
+def test_unk_masking_hides_pieces_from_the_embedding_only_in_training():
+    from s2s_zoo.models.encoders.memory_network import (
+        MemoryNetworkEncoder,
+        MemoryNetworkEncoderConfig,
+        UnkMasking,
+    )
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(2, 50, (64, 40))
+    ids[:, 30:] = 0  # padding
+    layer = UnkMasking(0.2, seed=3)
+    assert (layer(tf.constant(ids)).numpy() == ids).all()  # inference: the identity
+    masked = layer(tf.constant(ids), training=True).numpy()
+    changed = masked != ids
+    assert (masked[changed] == 1).all() and not changed[:, 30:].any()  # UNK, never padding
+    assert 0.17 < changed[:, :30].mean() < 0.23  # about the rate of real pieces
+
+    keras.utils.set_random_seed(0)
+    config = MemoryNetworkEncoderConfig(vocab_size=50, embedding_dim=8, unk_rate=0.5)
+    encoder = MemoryNetworkEncoder(config)
+    memory = tf.constant(rng.integers(2, 50, (2, 3, 6)))
+    speakers = tf.constant([[1, 2, 3], [1, 2, 3]])
+    query = tf.constant(rng.integers(2, 50, (2, 6)))
+    plain = encoder.words(memory, speakers, query, tf.zeros([2, 3, 8]))
+    seen_memory = encoder.unk_masking(memory, training=True)
+    seen_query = encoder.unk_masking(query, training=True)
+    hidden = encoder.words(memory, speakers, query, tf.zeros([2, 3, 8]), seen_memory, seen_query)
+    np.testing.assert_array_equal(plain[0], hidden[0])  # the ids a decoder copies stay
+    np.testing.assert_array_equal(plain[2], hidden[2])
+    assert not np.allclose(plain[1], hidden[1])  # what the pointer sees does not

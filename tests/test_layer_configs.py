@@ -161,6 +161,7 @@ CASES = {
         lambda: (_ids((2, 3, 5)), _ids((2, 3), vocab=4), _ids((2, 5)), _floats(2, 3, 6)),
     ),
     "SubsampleFrames": ({"channels": 4}, lambda: (_floats(2, 9, 8), _mask([9, 5], 9))),
+    "UnkMasking": ({"rate": 0.3, "unk_id": 2, "seed": 5}, lambda: (_ids((2, 5)),)),
 }
 
 
