@@ -43,6 +43,13 @@ def main() -> None:
     parser.add_argument("--train-dialogs", type=int, default=1000)
     parser.add_argument("--test-dialogs", type=int, default=100, help="per test set")
     parser.add_argument("--workdir", help="keep data and exports here (default: a temp dir)")
+    parser.add_argument(
+        "--entity-substitution",
+        type=float,
+        default=0.5,
+        help="for copying models (mem2seq_dialog), as the recipe: share of training examples "
+        "with invented KB values; the others cannot copy, so they train on the data as is",
+    )
     args = parser.parse_args()
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="s2s_dialogue_"))
     options = {"num_dev": 100, "num_test": args.test_dialogs}
@@ -73,6 +80,8 @@ def main() -> None:
             "--patience",
             "0",
         ]
+        if entry(model).decoder == "mem2seq":
+            argv += ["--entity-substitution", str(args.entity_substitution)]
         start = time.perf_counter()
         result = run(recipe, argv)
         minutes = (time.perf_counter() - start) / 60

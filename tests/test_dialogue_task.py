@@ -233,3 +233,60 @@ def test_dialogue_preprocessor_slots_for_unusual_requests(proto):
     assert query.numpy()[1, : len(hi)].tolist() == hi
     assert speakers.numpy()[2].tolist()[:3] == [2, 1, 3]  # bot turn, user turn, fact
     assert lengths.numpy()[0] == 0
+
+
+def test_entity_substitution_is_consistent_seeded_and_training_only():
+    from s2s_zoo.tasks.dialogue.entity_substitution import substitute_entities, value_words
+
+    facts = ["resto_rome_cheap_thai_2stars R_cuisine thai",
+             "resto_rome_cheap_thai_2stars R_location rome",
+             "resto_rome_cheap_thai_2stars R_price cheap",
+             "resto_rome_cheap_thai_2stars R_phone resto_rome_cheap_thai_2stars_phone",
+             "resto_rome_cheap_thai_2stars R_number four"]  # fmt: skip
+    values = value_words(facts)
+    assert values == {"rome", "cheap", "thai"}
+    example = (["thai food in rome please", "ok"], facts,
+               "here it is resto_rome_cheap_thai_2stars_phone")  # fmt: skip
+    plain = (["hello"], [], "hello what can i help you with today")
+    out = substitute_entities([example, plain] * 50, values, rate=0.5, seed=3)
+    assert out == substitute_entities([example, plain] * 50, values, rate=0.5, seed=3)
+    changed = [o for o in out[::2] if o != example]
+    assert 10 < len(changed) < 40 and all(o == plain for o in out[1::2])
+    for context, kb, response in changed:
+        cuisine, city = context[0].split()[0], context[0].split()[3]
+        assert {cuisine, city}.isdisjoint(values) and cuisine != city
+        name = kb[0].split()[0]
+        assert name.startswith(f"resto_{city}_") and name.endswith(f"_{cuisine}_2stars")
+        assert kb[4].endswith("R_number four")  # not a value word: kept
+        assert response == f"here it is {name}_phone" and context[1] == "ok"
+    assert len({o[0][0] for o in changed}) == len(changed)  # invented anew for each example
+    with pytest.raises(ValueError, match="rate"):
+        substitute_entities([example], values, rate=1.5)
+
+
+def test_entity_substitution_flag_reaches_training_batches_only(monkeypatch):
+    import argparse
+
+    from s2s_zoo.tasks.base import get_task
+    from s2s_zoo.tasks.dialogue import task as task_module
+
+    task = get_task("dialogue", {"entity_substitution": 1.0})
+    parser = argparse.ArgumentParser()
+    task.add_arguments(parser)
+    assert parser.parse_args(["--entity-substitution", "0"]).entity_substitution == 0.0
+    args = parser.parse_args([])
+    assert args.entity_substitution == 1.0
+    args.batch_size, args.seed = 2, 0
+    calls = []
+
+    def record(triples, values, rate, seed):
+        calls.append(rate)
+        return triples
+
+    monkeypatch.setattr(task_module, "substitute_entities", record)
+    monkeypatch.setattr(task_module, "make_dialogue_dataset", lambda *a, **k: None)
+    source = task_module.DialogueSource("d1", 0, None, ("hi",), ())
+    task.dataset([(source, "hello")], None, args, training=False)
+    assert calls == []
+    task.dataset([(source, "hello")], None, args, training=True)
+    assert calls == [1.0]

@@ -42,6 +42,7 @@ from s2s_zoo.data.dialogue_preprocessor import (
 from s2s_zoo.data.tokenizer import train_sentencepiece
 from s2s_zoo.metrics.dialogue import dialogue_scores, entity_f1, kb_entities, per_response_accuracy
 from s2s_zoo.tasks.base import Example, Splits, Task, register_task
+from s2s_zoo.tasks.dialogue.entity_substitution import substitute_entities, value_words
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,9 @@ class DialogueTask(Task):
         "num_train": 1000,  # dialogs per sub-task and split of the generated corpus
         "num_dev": 200,
         "num_test": 200,
+        # share of training examples whose KB value words are replaced by invented ones
+        # (entity_substitution.py): how a copying decoder learns to copy unseen values
+        "entity_substitution": 0.0,
     }
 
     def __init__(self, options=None) -> None:
@@ -145,6 +149,16 @@ class DialogueTask(Task):
             type=int,
             default=self.options["num_train"],
             help="training dialogs per sub-task of the generated corpus (ignored with --train)",
+        )
+
+        parser.add_argument(
+            "--entity-substitution",
+            type=float,
+            default=self.options["entity_substitution"],
+            metavar="RATE",
+            help="share of training examples whose KB value words (cuisines, cities, ...) "
+            "are replaced by invented words, so a copying model learns to copy values it "
+            "never saw (default: %(default)s)",
         )
 
     def read(self, path: str, args: argparse.Namespace) -> list[Example]:
@@ -217,6 +231,10 @@ class DialogueTask(Task):
 
     def dataset(self, examples, preprocessor, args, training):
         triples = [(s.context, s.kb, r) for s, r in examples]
+        rate = getattr(args, "entity_substitution", 0.0)
+        if training and rate:
+            values = value_words({f for s, _ in examples for f in s.kb})
+            triples = substitute_entities(triples, values, rate, seed=args.seed)
         return make_dialogue_dataset(
             triples, preprocessor, args.batch_size, shuffle=training, seed=args.seed
         )

@@ -1,0 +1,105 @@
+"""Training-time entity substitution: teach a copying decoder to copy values it never saw.
+
+The tokenizer is trained on the conversations, so a training KB's cities and cuisines
+are single pieces ("rome", "italian") while unseen ones split into several ("l is b o n").
+A copying decoder trained on the original data only ever copies one-piece values and
+fails on every unseen one: `mem2seq_dialog` got 0 of 86 OOV entity responses right
+(benchmarks/dialogue.py, 2026-12-06). Substitution rewrites a share of the training
+examples with each KB value word replaced by an invented word, the same everywhere in the
+example (turns, facts, response, and inside compound names such as
+``resto_rome_cheap_italian_3stars``). The invented words tokenize into several pieces, as
+unseen values do, and can only be produced by copying them.
+
+Which words are KB values: the value of a fact ``subject R_relation value`` that is a
+plain word and also one of the ``_``-separated parts of a subject (cuisine, location and
+price in bAbI task 5; phone numbers and ratings are not plain words). Training batches
+only; the served graph never sees this.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable, Sequence
+
+_WORD = re.compile(r"[a-z]+")
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+Triple = tuple[Sequence[str], Sequence[str], str]
+
+
+def value_words(facts: Iterable[str]) -> set[str]:
+    """KB value words that also name parts of subjects (see the module docstring).
+
+    >>> sorted(value_words(["resto_rome_cheap_thai_2stars R_cuisine thai",
+    ...                     "resto_rome_cheap_thai_2stars R_location rome",
+    ...                     "resto_rome_cheap_thai_2stars R_rating 2",
+    ...                     "resto_rome_cheap_thai_2stars R_number four"]))
+    ['rome', 'thai']
+    """
+    parts: set[str] = set()
+    values: set[str] = set()
+    for fact in facts:
+        tokens = fact.split()
+        if len(tokens) == 4 and tokens[0].isdigit():
+            tokens = tokens[1:]
+        if len(tokens) == 3 and tokens[1].startswith("R_"):
+            parts.update(tokens[0].split("_"))
+            if _WORD.fullmatch(tokens[2]):
+                values.add(tokens[2])
+    return values & parts
+
+
+def _invent(rng: random.Random, taken: set[str]) -> str:
+    while True:
+        word = "".join(rng.choice(_LETTERS) for _ in range(rng.randint(3, 6)))
+        if word not in taken:
+            taken.add(word)
+            return word
+
+
+def _rewrite(text: str, mapping: dict[str, str]) -> str:
+    words = []
+    for word in text.split(" "):
+        parts = word.split("_")
+        words.append("_".join(mapping.get(p, p) for p in parts))
+    return " ".join(words)
+
+
+def substitute_entities(
+    examples: Sequence[Triple], values: set[str], rate: float, seed: int = 0
+) -> list[Triple]:
+    """`examples` with a `rate` share rewritten: every value word they contain gets an
+    invented replacement, one per word and example, applied to turns, facts and response.
+
+    Deterministic for a seed. Examples without a value word are kept as they are.
+
+    >>> out = substitute_entities([(["book in rome"], [], "api_call rome")], {"rome"}, 1.0)
+    >>> context, kb, response = out[0]
+    >>> new = response.split()[1]
+    >>> context == [f"book in {new}"] and new != "rome" and kb == []
+    True
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"entity substitution rate must be in [0, 1], got {rate}")
+    rng = random.Random(seed)
+    taken = set(values)
+    out: list[Triple] = []
+    for context, kb, response in examples:
+        if rng.random() >= rate:
+            out.append((context, kb, response))
+            continue
+        texts = [*context, *kb, response]
+        found = sorted({p for t in texts for w in t.split() for p in w.split("_")} & values)
+        if not found:
+            out.append((context, kb, response))
+            continue
+        mapping = {word: _invent(rng, taken) for word in found}
+        out.append(
+            (
+                [_rewrite(t, mapping) for t in context],
+                [_rewrite(f, mapping) for f in kb],
+                _rewrite(response, mapping),
+            )
+        )
+    return out
