@@ -238,3 +238,30 @@ def test_unk_masking_hides_pieces_from_the_embedding_only_in_training():
     np.testing.assert_array_equal(plain[0], hidden[0])  # the ids a decoder copies stay
     np.testing.assert_array_equal(plain[2], hidden[2])
     assert not np.allclose(plain[1], hidden[1])  # what the pointer sees does not
+
+
+def test_unk_masking_is_on_in_fit_and_off_in_the_served_encoder(toy):
+    train, _, proto = toy
+    pre = DialoguePreprocessor(proto, max_turns=7, max_facts=8, max_target_length=MAX_TARGET)
+    dataset = make_dialogue_dataset(train[:8], pre, 8, shuffle=False)
+    (*source, target_in), _ = next(iter(dataset))
+    inputs = [*source, target_in]
+    keras.utils.set_random_seed(0)
+    plain = build_from_catalog("mem2seq_dialog", pre.source_vocab_size, pre.target_vocab_size,
+                               **{**TINY_MEMORY, "unk_rate": 0.0})  # fmt: skip
+    np.testing.assert_allclose(  # without masking (and no dropout) training mode is the same
+        plain.training_model(inputs, training=True).numpy(),
+        plain.training_model(inputs).numpy(),
+        atol=1e-6,
+    )
+    model = build_from_catalog("mem2seq_dialog", pre.source_vocab_size, pre.target_vocab_size,
+                               **{**TINY_MEMORY, "unk_rate": 0.5})  # fmt: skip
+    served = model.training_model(inputs).numpy()
+    np.testing.assert_allclose(model.training_model(inputs).numpy(), served)  # deterministic
+    trained = model.training_model(inputs, training=True).numpy()
+    assert np.abs(trained - served).max() > 1e-3  # masked pieces change what fit sees
+    memory, state = model.encode(tuple(source), MAX_TARGET)
+    logits, _ = model.step(target_in[:, 0], state, memory)
+    np.testing.assert_allclose(
+        tf.nn.log_softmax(logits).numpy(), tf.nn.log_softmax(served[:, 0]).numpy(), atol=1e-4
+    )  # decoding sees the unmasked memory

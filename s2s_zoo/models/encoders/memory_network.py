@@ -14,7 +14,8 @@ speaker features; Sukhbaatar et al. 2015, Bordes et al. 2017). Its `EncoderOutpu
   slot + its speaker + the slot's memory vector.
 
 Padding slots and padding pieces are dropped or zero, so padding a batch further changes
-no output (beyond float rounding).
+no output (beyond float rounding); in training with `unk_rate`, which pieces are masked
+depends on the padded shape.
 """
 
 from __future__ import annotations
@@ -132,6 +133,8 @@ class SlotWords(keras.layers.Layer):
         memory = tf.cast(memory, tf.int32)
         query = tf.cast(query, tf.int32)
         ids = tf.concat([query[:, None, :], memory], axis=1)  # [B, S, L], S = M + 1
+        if (embedded_memory is None) != (embedded_query is None):
+            raise ValueError("SlotWords: pass both embedded_memory and embedded_query, or neither")
         if embedded_memory is None:
             seen = ids
         else:
@@ -226,10 +229,14 @@ class MemoryNetworkEncoder(Encoder):
     def __call__(self, inputs: list) -> EncoderOutput:
         memory, speakers, query = inputs
         if self.unk_masking is None:
-            seen_memory, seen_query = memory, query
+            seen_memory, seen_query = None, None
         else:
             seen_memory, seen_query = self.unk_masking(memory), self.unk_masking(query)
-        state, slots, mask, _ = self.memory_encoder(seen_memory, seen_query, speakers)
+        state, slots, mask, _ = self.memory_encoder(
+            memory if seen_memory is None else seen_memory,
+            query if seen_query is None else seen_query,
+            speakers,
+        )
         word_ids, words, word_mask, follows = self.words(
             memory, speakers, query, slots, seen_memory, seen_query
         )
