@@ -145,8 +145,7 @@ CATALOG: dict[str, CatalogEntry] = {
     ),
     "mem2seq_dialog": CatalogEntry(
         "memory_network", "mem2seq",
-        {"embedding_dim": 64, "hops": 3, "decoder_units": 128, "attention_units": 64,
-         "unk_rate": 0.2},
+        {"embedding_dim": 64, "hops": 3, "decoder_units": 128, "attention_units": 64},
         _DIALOGUE_TRAIN, _DIALOGUE_DECODING,
         about="Madotto et al. 2018: memory network + GRU decoder that copies memory words "
         "(pointer with a generate/copy gate and run features for multi-piece entities)",
