@@ -262,6 +262,14 @@ def test_entity_substitution_is_consistent_seeded_and_training_only():
     assert len({o[0][0] for o in changed}) == len(changed)  # invented anew for each example
     with pytest.raises(ValueError, match="rate"):
         substitute_entities([example], values, rate=1.5)
+    # punctuation and tabs around a value, and no invented word that the data already has
+    odd = (["thai food in rome, please\tnow", "two for you"], [], "api_call thai rome two")
+    many = substitute_entities([odd] * 300, values, rate=1.0, seed=0)
+    words = {"thai", "food", "in", "rome", "please", "now", "two", "for", "you", "api", "call"}
+    for context, _, response in many:
+        cuisine, city = response.split()[1:3]
+        assert context[0] == f"{cuisine} food in {city}, please\tnow"
+        assert not {cuisine, city} & words
 
 
 def test_entity_substitution_flag_reaches_training_batches_only(monkeypatch):

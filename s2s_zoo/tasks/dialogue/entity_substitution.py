@@ -59,11 +59,13 @@ def _invent(rng: random.Random, taken: set[str]) -> str:
 
 
 def _rewrite(text: str, mapping: dict[str, str]) -> str:
-    words = []
-    for word in text.split(" "):
-        parts = word.split("_")
-        words.append("_".join(mapping.get(p, p) for p in parts))
-    return " ".join(words)
+    """Every maximal run of lowercase letters that is a value word, replaced: the same runs
+    `_runs` finds, so "rome," and "resto_rome_cheap" change and "R_cuisine" does not."""
+    return _WORD.sub(lambda m: mapping.get(m.group(), m.group()), text)
+
+
+def _runs(text: str) -> set[str]:
+    return set(_WORD.findall(text))
 
 
 def substitute_entities(
@@ -83,14 +85,15 @@ def substitute_entities(
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"entity substitution rate must be in [0, 1], got {rate}")
     rng = random.Random(seed)
-    taken = set(values)
+    # never invent a word the data already has ("two", "for", a value): it would be ambiguous
+    taken = set(values).union(*(_runs(t) for c, k, r in examples for t in (*c, *k, r)))
     out: list[Triple] = []
     for context, kb, response in examples:
         if rng.random() >= rate:
             out.append((context, kb, response))
             continue
         texts = [*context, *kb, response]
-        found = sorted({p for t in texts for w in t.split() for p in w.split("_")} & values)
+        found = sorted(set().union(*map(_runs, texts)) & values)
         if not found:
             out.append((context, kb, response))
             continue
