@@ -26,6 +26,8 @@ import os
 import time
 from pathlib import Path
 
+from run_budget import add_budget_arguments, budget_argv
+
 from s2s_zoo.data.captions import read_caption_tsv, write_caption_tsv
 from s2s_zoo.tasks.captioning.digit_strips import (
     HANDWRITING,
@@ -67,26 +69,12 @@ def write_split(path: Path, rows: list[tuple[str, str, str]]) -> Path:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--minutes", type=float, default=8.0, help="training budget per run")
-    p.add_argument(
-        "--clock",
-        choices=("cpu", "wall"),
-        default="cpu",
-        help="what --minutes counts (runner --budget-clock); cpu: comparable on a shared machine",
-    )
+    add_budget_arguments(p)
     p.add_argument("--work-dir", default="/tmp/s2s_captioning_cross_source")
     p.add_argument("--data-dir", help="the digit-strip task (default: WORK/data)")
     p.add_argument("--hold-out", default="handwriting,fonts", help="comma list")
     p.add_argument("--augment", default="off,on", help="off, on, or off,on")
     p.add_argument("--image-augment", default=AUGMENT_ALL, help="what 'on' enables")
-    p.add_argument(
-        "--patience",
-        type=int,
-        default=10,
-        help="early-stopping epochs on the validation loss (the recipes' 3-4 stop augmented "
-        "runs, whose loss is noisier, long before the budget; 0: off, the last weights "
-        "are scored)",
-    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     work = Path(args.work_dir)
@@ -117,8 +105,7 @@ def main() -> None:
             result = run(recipe, [
                 "--train", str(paths["train"]), "--valid", str(paths["valid"]),
                 "--test", str(paths["test"]), "--image-augment", augment,
-                "--max-minutes", str(args.minutes), "--budget-clock", args.clock,
-                "--epochs", "1000", "--patience", str(args.patience),
+                *budget_argv(args),
                 "--export-dir", str(work / "exported"), "--name", name,
                 "--checkpoint-dir", str(work / "checkpoints" / name),
                 "--data-dir", str(work / "unused"), "--seed", str(args.seed),

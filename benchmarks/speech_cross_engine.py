@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from run_budget import add_budget_arguments, budget_argv
 
 from s2s_zoo.data.asr_manifests import read_manifest, write_manifest
 from s2s_zoo.tasks.base import get_task
@@ -87,13 +88,7 @@ def score_on(export: Path, manifest: Path) -> dict[str, float]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--minutes", type=float, default=8.0, help="training budget per run")
-    p.add_argument(
-        "--clock",
-        choices=("cpu", "wall"),
-        default="cpu",
-        help="what --minutes counts (runner --budget-clock); cpu: comparable on a shared machine",
-    )
+    add_budget_arguments(p)
     p.add_argument("--work-dir", default="/tmp/s2s_speech_cross_engine")
     p.add_argument("--data-dir", help="the spoken-number task (default: WORK/data)")
     p.add_argument("--hold-out", default="", help="comma list of engines (default: all)")
@@ -101,14 +96,6 @@ def main() -> None:
     p.add_argument("--audio-augment", default=AUGMENT_ALL, help="what 'on' enables")
     p.add_argument("--test-size", type=int, default=300, help="held-out utterances scored")
     p.add_argument("--flite-size", type=int, default=300, help="flite utterances (0: none)")
-    p.add_argument(
-        "--patience",
-        type=int,
-        default=10,
-        help="early-stopping epochs on the validation loss (the recipes' 3-4 stop augmented "
-        "runs, whose loss is noisier, long before the budget; 0: off, the last weights "
-        "are scored)",
-    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--evaluate", help="only score this export on the flite test set")
     args = p.parse_args()
@@ -149,8 +136,7 @@ def main() -> None:
             result = run(recipe, [
                 "--train", str(paths["train"]), "--valid", str(paths["valid"]),
                 "--test", str(paths["test"]), "--audio-augment", augment,
-                "--max-minutes", str(args.minutes), "--budget-clock", args.clock,
-                "--epochs", "1000", "--patience", str(args.patience),
+                *budget_argv(args),
                 "--export-dir", str(work / "exported"), "--name", name,
                 "--checkpoint-dir", str(work / "checkpoints" / name),
                 "--data-dir", str(work / "unused"), "--seed", str(args.seed),

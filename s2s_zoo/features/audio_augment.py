@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -132,11 +132,6 @@ class AudioAugmentConfig:
     @property
     def enabled(self) -> tuple[str, ...]:
         return tuple(name for name in AUGMENTATIONS if getattr(self, name))
-
-    def with_noise_waveforms(self, clips: Sequence[np.ndarray]) -> AudioAugmentConfig:
-        """The same config, also drawing noise from `clips` (float samples at sample_rate)."""
-        kinds = tuple(dict.fromkeys((*self.noise_kinds, "waveforms")))
-        return replace(self, noise_waveforms=tuple(clips), noise_kinds=kinds)
 
 
 # -- helpers -------------------------------------------------------------------------------
