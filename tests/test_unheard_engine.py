@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,16 @@ needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite is
 
 
 def load_benchmark(name: str):
+    """Import a benchmark script as `python benchmarks/NAME.py` runs it: with its own
+    directory on sys.path, so the helpers beside it (run_budget.py) import."""
+    directory = str(REPO / "benchmarks")
     spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, directory)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(directory)
     return module
 
 
