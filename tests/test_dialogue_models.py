@@ -208,6 +208,87 @@ def test_copying_produces_entities_never_seen_in_training(toy):
     assert _accuracy(generating, test) <= 0.1
 
 
+def test_slot_words_embed_each_piece_with_its_neighbours_by_hand():
+    """A word's vector: its piece + the previous and next pieces of its slot (0 at the
+    ends) + its position + its speaker + its slot's vector + how many of the pieces
+    ending at it a bot turn holds (`said_ngrams`), computed here by hand."""
+    from s2s_zoo.layers.memory import SPEAKER_BOT, SPEAKER_KB, SPEAKER_USER
+    from s2s_zoo.models.encoders.memory_network import SlotWords
+
+    keras.utils.set_random_seed(0)
+    layer = SlotWords(vocab_size=10, dim=4, max_positions=8, said_ngrams=2)
+    memory = tf.constant([[[3, 4, 5], [6, 0, 0], [3, 4, 9]]])  # a bot turn, two facts
+    speakers = tf.constant([[SPEAKER_BOT, SPEAKER_KB, SPEAKER_KB]])
+    query = tf.constant([[7, 8, 0]])
+    slots = tf.constant(np.arange(12, dtype=np.float32).reshape(1, 3, 4) / 10)
+    ids, words, mask, follows = (t.numpy() for t in layer(memory, speakers, query, slots))
+    assert ids.tolist() == [[7, 8, 3, 4, 5, 6, 3, 4, 9]] and mask.all()
+    assert follows.tolist() == [[False, True, False, True, True, False, False, True, True]]
+    E, Ep, En, P, S, N = (  # noqa: N806
+        w.numpy()
+        for w in (
+            layer.word_embedding.embeddings,
+            layer.previous_embedding.embeddings,
+            layer.next_embedding.embeddings,
+            layer.position_embedding.embeddings,
+            layer.speaker_embedding.embeddings,
+            layer.said_embedding.embeddings,
+        )
+    )
+    W = layer.slot_projection.kernel.numpy()  # noqa: N806
+    v = [np.zeros(4, np.float32), *slots[0].numpy()]  # the query has no slot vector
+    bot, kb, user = SPEAKER_BOT, SPEAKER_KB, SPEAKER_USER
+    expected = [  # (piece, previous, next, position, speaker, slot vector, said n-gram)
+        (7, 0, 8, 0, user, v[0], 0),
+        (8, 7, 0, 1, user, v[0], 0),
+        (3, 0, 4, 0, bot, v[1], 1),
+        (4, 3, 5, 1, bot, v[1], 2),
+        (5, 4, 0, 2, bot, v[1], 2),  # "3 4 5" is said too, but the feature stops at 2
+        (6, 0, 0, 0, kb, v[2], 0),
+        (3, 0, 4, 0, kb, v[3], 1),  # "3" and "3 4" are in the bot turn, "4 9" is not
+        (4, 3, 9, 1, kb, v[3], 2),
+        (9, 4, 0, 2, kb, v[3], 0),
+    ]
+    for j, (piece, prev, nxt, pos, who, vector, said) in enumerate(expected):
+        want = E[piece] + Ep[prev] + En[nxt] + P[pos] + S[who] + vector @ W + N[said]
+        np.testing.assert_allclose(words[0, j], want, rtol=1e-5, atol=1e-6)
+
+
+def test_said_ngrams_find_what_the_bot_proposed_among_many_options():
+    """On real-sized memories, the feature equals a brute-force search over the bot's
+    slots: for every piece, the longest n-gram ending at it that a bot slot holds."""
+    from s2s_zoo.layers.said_ngrams import said_ngram_lengths
+
+    rng = np.random.default_rng(7)
+    batch, count = 3, 300
+    ids = rng.integers(1, 6, size=(batch, count))  # a small alphabet: many repeats
+    starts = rng.random((batch, count)) < 0.15
+    starts[:, 0] = True
+    ids[1, 250:] = 0  # padding
+    slot = np.cumsum(starts, axis=1)
+    by_bot = (slot % 3 == 0) & (ids != 0)
+    follows = ~starts & (ids != 0)
+    got = said_ngram_lengths(tf.constant(ids), tf.constant(follows), tf.constant(by_bot), 6)
+    for b in range(batch):
+        spoken = set()
+        for s_id in set(slot[b][by_bot[b]]):
+            piece_run = [int(i) for i, s_ in zip(ids[b], slot[b], strict=True) if s_ == s_id]
+            piece_run = [i for i in piece_run if i]
+            for lo in range(len(piece_run)):
+                for hi in range(lo + 1, len(piece_run) + 1):
+                    spoken.add(tuple(piece_run[lo:hi]))
+        for j in range(count):
+            want = 0
+            if ids[b, j]:
+                start = j
+                while start > 0 and follows[b, start]:
+                    start -= 1
+                for n in range(1, 7):
+                    if j - n + 1 >= start and tuple(ids[b, j - n + 1 : j + 1]) in spoken:
+                        want = n
+            assert got[b, j] == want, (b, j)
+
+
 def test_unk_masking_hides_pieces_from_the_embedding_only_in_training():
     from s2s_zoo.models.encoders.memory_network import (
         MemoryNetworkEncoder,

@@ -272,6 +272,27 @@ def test_entity_substitution_is_consistent_seeded_and_training_only():
         assert not {cuisine, city} & words
 
 
+def test_invented_words_are_made_of_the_data_words_letter_pairs():
+    """Invented values look like the data's words (so they split into the pieces real
+    unseen values split into): every letter pair, word start and word end of an invented
+    word occurs in the words it learned from, and it is none of them."""
+    import random
+
+    from s2s_zoo.tasks.dialogue.entity_substitution import WordShapes
+
+    words = ["lima", "oslo", "cairo", "rome", "paris", "madrid", "seoul", "hanoi"]
+    pairs = {p for w in words for p in zip(f"^{w}", f"{w}$", strict=True)}
+    taken = set(words)
+    invented = [WordShapes(words).invent(random.Random(i), taken) for i in range(200)]
+    assert len(set(invented)) == 200 and not set(invented) & set(words)
+    for word in invented:
+        assert 3 <= len(word) <= 10
+        assert set(zip(f"^{word}", f"{word}$", strict=True)) <= pairs, word
+    # nothing to learn from: uniform letters, still new and of the asked length
+    blank = WordShapes([]).invent(random.Random(0), {"abc"}, min_length=3, max_length=3)
+    assert len(blank) == 3 and blank.isalpha() and blank != "abc"
+
+
 def test_entity_substitution_flag_reaches_training_batches_only(monkeypatch):
     import argparse
 

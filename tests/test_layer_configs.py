@@ -157,7 +157,7 @@ CASES = {
     ),
     "GridPositions": ({}, lambda: (_floats(2, 6, 4),)),
     "SlotWords": (
-        {"vocab_size": 10, "dim": 6, "max_positions": 4},
+        {"vocab_size": 10, "dim": 6, "max_positions": 4, "said_ngrams": 3},
         lambda: (_ids((2, 3, 5)), _ids((2, 3), vocab=4), _ids((2, 5)), _floats(2, 3, 6)),
     ),
     "SubsampleFrames": ({"channels": 4}, lambda: (_floats(2, 9, 8), _mask([9, 5], 9))),

@@ -145,10 +145,12 @@ CATALOG: dict[str, CatalogEntry] = {
     ),
     "mem2seq_dialog": CatalogEntry(
         "memory_network", "mem2seq",
-        {"embedding_dim": 64, "hops": 3, "decoder_units": 128, "attention_units": 64},
+        {"embedding_dim": 64, "hops": 3, "decoder_units": 128, "attention_units": 64,
+         "said_ngrams": 8},
         _DIALOGUE_TRAIN, _DIALOGUE_DECODING,
         about="Madotto et al. 2018: memory network + GRU decoder that copies memory words "
-        "(pointer with a generate/copy gate and run features for multi-piece entities)",
+        "(pointer with a generate/copy gate, run features for multi-piece entities and "
+        "said n-gram features: what the bot already proposed)",
     ),
 }  # fmt: skip
 

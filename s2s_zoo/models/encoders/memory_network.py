@@ -10,8 +10,11 @@ speaker features; Sukhbaatar et al. 2015, Bordes et al. 2017). Its `EncoderOutpu
   with padding removed, for a decoder that copies tokens (Mem2Seq, Madotto et al.
   2018): ``word_ids`` ``[B, P]``, ``words`` ``[B, P, D]``, ``word_mask`` ``[B, P]`` and
   ``word_follows`` ``[B, P]`` (True where the word continues the previous position's
-  slot). Each word's vector is its piece embedding + the previous piece's + its position in the
-  slot + its speaker + the slot's memory vector.
+  slot). Each word's vector is its piece embedding + the previous and the next piece's
+  (the role of a word is in its neighbours: "in lima", "german food") + its position in
+  the slot + its speaker + the slot's memory vector, and with ``said_ngrams`` N > 0 an
+  embedding of how many of the pieces ending at it the bot has said (up to N,
+  :mod:`s2s_zoo.layers.said_ngrams`: which options it has already proposed).
 
 Padding slots and padding pieces are dropped or zero, so padding a batch further changes
 no output (beyond float rounding); in training with `unk_rate`, which pieces are masked
@@ -27,7 +30,8 @@ import keras
 import tensorflow as tf
 
 from s2s_zoo.data.tokenizer import UNK_ID
-from s2s_zoo.layers.memory import HOP_UPDATES, SPEAKER_USER, MemoryEncoder
+from s2s_zoo.layers.memory import HOP_UPDATES, SPEAKER_BOT, SPEAKER_USER, MemoryEncoder
+from s2s_zoo.layers.said_ngrams import said_ngram_lengths
 from s2s_zoo.models.base import Encoder, EncoderOutput, register_encoder
 
 
@@ -46,12 +50,16 @@ class MemoryNetworkEncoderConfig:
     # a copying decoder copies, stay): Mem2Seq's "unk mask", so that pointing relies on a
     # word's place and neighbours too and works on entities never seen in training
     unk_rate: float = 0.0
+    # the longest n-gram ending at each word that a bot turn holds, up to this (0: off)
+    said_ngrams: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.unk_rate < 1.0:
             raise ValueError(f"unk_rate must be in [0, 1), got {self.unk_rate}")
         if self.hop_update not in HOP_UPDATES:
             raise ValueError(f"hop_update must be one of {HOP_UPDATES}, got {self.hop_update!r}")
+        if self.said_ngrams < 0:
+            raise ValueError(f"said_ngrams must be >= 0, got {self.said_ngrams}")
         if self.hops < 1 or self.embedding_dim < 1 or self.max_slots < 1:
             raise ValueError("hops, embedding_dim and max_slots must be positive")
 
@@ -96,7 +104,9 @@ class SlotWords(keras.layers.Layer):
     slots' vectors [B, M, D]. Real pieces are gathered first (query first, then the slots
     in order; padding dropped), so everything after costs O(real pieces). Piece p of slot
     s (the query is a user turn with a zero slot vector) embeds as
-    E[id] + E'[previous piece's id in the slot] + P[position in slot] + S[speaker] + W v_s.
+    E[id] + E'[previous piece's id in the slot] + E''[next piece's id, 0 after the last]
+    + P[position in slot] + S[speaker] + W v_s (+ N[said n-gram length] with
+    `said_ngrams`).
     Returns ``(word_ids [B, P], words [B, P, D], word_mask [B, P], word_follows [B, P])``.
 
     >>> memory = tf.constant([[[3, 4, 0], [5, 0, 0]]])  # slots "3 4" and "5"
@@ -106,25 +116,42 @@ class SlotWords(keras.layers.Layer):
     ([[6, 3, 4, 5]], (1, 4, 4), [[False, False, True, False]])
     """
 
-    def __init__(self, vocab_size: int, dim: int, max_positions: int = 64, **kwargs: Any):
+    def __init__(
+        self,
+        vocab_size: int,
+        dim: int,
+        max_positions: int = 64,
+        said_ngrams: int = 0,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.vocab_size, self.dim, self.max_positions = vocab_size, dim, max_positions
+        self.said_ngrams = said_ngrams
         init = keras.initializers.RandomNormal(stddev=0.1)
         self.word_embedding = keras.layers.Embedding(vocab_size, dim, init, name="word_pieces")
         self.previous_embedding = keras.layers.Embedding(vocab_size, dim, init, name="word_prev")
+        self.next_embedding = keras.layers.Embedding(vocab_size, dim, init, name="word_next")
         self.position_embedding = keras.layers.Embedding(max_positions, dim, init, name="word_pos")
         self.speaker_embedding = keras.layers.Embedding(4, dim, init, name="word_speaker")
         self.slot_projection = keras.layers.Dense(dim, use_bias=False, name="word_slot")
+        self.said_embedding = (
+            keras.layers.Embedding(said_ngrams + 1, dim, init, name="word_said")
+            if said_ngrams
+            else None
+        )
 
     def build(self, *args: Any, **kwargs: Any) -> None:
         for layer in (
             self.word_embedding,
             self.previous_embedding,
+            self.next_embedding,
             self.position_embedding,
             self.speaker_embedding,
         ):
             layer.build((None,))
         self.slot_projection.build((None, self.dim))
+        if self.said_embedding is not None:
+            self.said_embedding.build((None,))
         self.built = True
 
     def call(self, memory, speakers, query, slots, embedded_memory=None, embedded_query=None):
@@ -148,6 +175,7 @@ class SlotWords(keras.layers.Layer):
         slot = tf.broadcast_to(tf.range(count)[None, :, None], shape)
         position = tf.broadcast_to(tf.range(length)[None, None, :], shape)
         previous = tf.pad(seen[:, :, :-1], [[0, 0], [0, 0], [1, 0]])
+        following = tf.pad(seen[:, :, 1:], [[0, 0], [0, 0], [0, 1]])
 
         def compact(t):  # [B, S, L] ints -> [B, P], real pieces only, 0-padded
             return tf.ragged.boolean_mask(tf.reshape(t, [batch, count * length]), keep).to_tensor()
@@ -155,18 +183,25 @@ class SlotWords(keras.layers.Layer):
         word_ids, word_slot = compact(ids), compact(slot)
         word_seen = word_ids if embedded_memory is None else compact(seen)
         word_position, word_previous = compact(position), compact(previous)
+        word_next = compact(following)
         word_mask = word_ids != 0
         who = tf.concat([tf.fill([batch, 1], SPEAKER_USER), tf.cast(speakers, tf.int32)], 1)
         vectors = tf.concat([tf.zeros_like(slots[:, :1]), slots], axis=1)  # [B, S, D]
         x = (
             self.word_embedding(word_seen)
             + self.previous_embedding(word_previous)
+            + self.next_embedding(word_next)
             + self.position_embedding(tf.minimum(word_position, self.max_positions - 1))
             + self.speaker_embedding(tf.gather(who, word_slot, batch_dims=1))
             + self.slot_projection(tf.gather(vectors, word_slot, batch_dims=1))
         )
+        follows = tf.logical_and(word_mask, word_position > 0)
+        if self.said_embedding is not None:
+            by_bot = tf.equal(tf.gather(who, word_slot, batch_dims=1), SPEAKER_BOT)
+            said = said_ngram_lengths(word_ids, follows, by_bot, self.said_ngrams)
+            x = x + self.said_embedding(said)
         words = x * tf.cast(word_mask, x.dtype)[..., None]
-        return word_ids, words, word_mask, tf.logical_and(word_mask, word_position > 0)
+        return word_ids, words, word_mask, follows
 
     def compute_output_spec(self, memory, speakers, query, slots, *args, **kwargs):
         batch = memory.shape[0]
@@ -183,6 +218,7 @@ class SlotWords(keras.layers.Layer):
             "vocab_size": self.vocab_size,
             "dim": self.dim,
             "max_positions": self.max_positions,
+            "said_ngrams": self.said_ngrams,
         }
 
 
@@ -211,7 +247,9 @@ class MemoryNetworkEncoder(Encoder):
             use_position_encoding=c.position_encoding,
             name="memory_network",
         )
-        self.words = SlotWords(c.vocab_size, c.embedding_dim, name="slot_words")
+        self.words = SlotWords(
+            c.vocab_size, c.embedding_dim, said_ngrams=c.said_ngrams, name="slot_words"
+        )
         self.dropout = keras.layers.Dropout(c.dropout, name="memory_dropout")
         self.unk_masking = UnkMasking(c.unk_rate, name="unk_masking") if c.unk_rate else None
 

@@ -8,7 +8,10 @@ fails on every unseen one: `mem2seq_dialog` got 0 of 86 OOV entity responses rig
 examples with each KB value word replaced by an invented word, the same everywhere in the
 example (turns, facts, response, and inside compound names such as
 ``resto_rome_cheap_italian_3stars``). The invented words tokenize into several pieces, as
-unseen values do, and can only be produced by copying them.
+unseen values do, and can only be produced by copying them. They are drawn letter by letter
+from a bigram model of the data's own words, so they look like words ("lima", "oslo") and
+split into the pieces real unseen values split into; uniform random letters split into
+single letters, which no real value does.
 
 Which words are KB values: the value of a fact ``subject R_relation value`` that is a
 plain word and also one of the ``_``-separated parts of a subject (cuisine, location and
@@ -50,12 +53,49 @@ def value_words(facts: Iterable[str]) -> set[str]:
     return values & parts
 
 
-def _invent(rng: random.Random, taken: set[str]) -> str:
-    while True:
-        word = "".join(rng.choice(_LETTERS) for _ in range(rng.randint(3, 6)))
-        if word not in taken:
-            taken.add(word)
-            return word
+class WordShapes:
+    """Letter bigrams of a set of words ("^" starts, "$" ends a word): invents new words
+    that look like them.
+
+    >>> shapes = WordShapes(["lima", "oslo", "cairo", "rome"])
+    >>> word = shapes.invent(random.Random(0), taken={"lima"})
+    >>> word.isalpha() and word.islower() and 3 <= len(word) <= 10
+    True
+    """
+
+    def __init__(self, words: Iterable[str]) -> None:
+        self.next: dict[str, list[str]] = {}
+        for word in words:
+            padded = f"^{word}$"
+            for a, b in zip(padded, padded[1:], strict=False):
+                self.next.setdefault(a, []).append(b)
+
+    def invent(
+        self, rng: random.Random, taken: set[str], min_length: int = 3, max_length: int = 10
+    ) -> str:
+        """A word of `min_length`..`max_length` letters not in `taken` (added to it);
+        uniform random letters when there were no words to learn from."""
+        while True:
+            word = (
+                self._draw(rng, max_length)
+                if self.next
+                else "".join(
+                    rng.choice(_LETTERS) for _ in range(rng.randint(min_length, max_length))
+                )
+            )
+            if len(word) >= min_length and word not in taken:
+                taken.add(word)
+                return word
+
+    def _draw(self, rng: random.Random, max_length: int) -> str:
+        """One walk from "^" to "$"; "" (drawn again) if it runs past `max_length`."""
+        word, letter = "", "^"
+        while len(word) <= max_length:
+            letter = rng.choice(self.next.get(letter, ["$"]))
+            if letter == "$":
+                return word
+            word += letter
+        return ""
 
 
 def _rewrite(text: str, mapping: dict[str, str]) -> str:
@@ -87,6 +127,7 @@ def substitute_entities(
     rng = random.Random(seed)
     # never invent a word the data already has ("two", "for", a value): it would be ambiguous
     taken = set(values).union(*(_runs(t) for c, k, r in examples for t in (*c, *k, r)))
+    shapes = WordShapes(sorted(taken))
     out: list[Triple] = []
     for context, kb, response in examples:
         if rng.random() >= rate:
@@ -97,7 +138,7 @@ def substitute_entities(
         if not found:
             out.append((context, kb, response))
             continue
-        mapping = {word: _invent(rng, taken) for word in found}
+        mapping = {word: shapes.invent(rng, taken) for word in found}
         out.append(
             (
                 [_rewrite(t, mapping) for t in context],
