@@ -216,7 +216,7 @@ def test_slot_words_embed_each_piece_with_its_neighbours_by_hand():
     from s2s_zoo.models.encoders.memory_network import SlotWords
 
     keras.utils.set_random_seed(0)
-    layer = SlotWords(vocab_size=10, dim=4, max_positions=8, said_ngrams=2)
+    layer = SlotWords(vocab_size=10, dim=4, max_positions=8, said_ngrams=2, next_piece=True)
     memory = tf.constant([[[3, 4, 5], [6, 0, 0], [3, 4, 9]]])  # a bot turn, two facts
     speakers = tf.constant([[SPEAKER_BOT, SPEAKER_KB, SPEAKER_KB]])
     query = tf.constant([[7, 8, 0]])
@@ -261,7 +261,8 @@ def test_said_ngrams_find_what_the_bot_proposed_among_many_options():
 
     rng = np.random.default_rng(7)
     batch, count = 3, 300
-    ids = rng.integers(1, 6, size=(batch, count))  # a small alphabet: many repeats
+    # a small alphabet (many repeats) spread over the id range: the hashes wrap around
+    ids = rng.choice([1, 2, 99_991, 2**30 + 7, 2**31 - 2], size=(batch, count))
     starts = rng.random((batch, count)) < 0.15
     starts[:, 0] = True
     ids[1, 250:] = 0  # padding

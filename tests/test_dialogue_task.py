@@ -288,9 +288,11 @@ def test_invented_words_are_made_of_the_data_words_letter_pairs():
     for word in invented:
         assert 3 <= len(word) <= 10
         assert set(zip(f"^{word}", f"{word}$", strict=True)) <= pairs, word
-    # nothing to learn from: uniform letters, still new and of the asked length
+    # nothing to learn from, or only words too short: uniform letters, new, of the length
     blank = WordShapes([]).invent(random.Random(0), {"abc"}, min_length=3, max_length=3)
     assert len(blank) == 3 and blank.isalpha() and blank != "abc"
+    short = WordShapes(["a", "b"]).invent(random.Random(0), set(), attempts=50)
+    assert 3 <= len(short) <= 10 and short.isalpha()
 
 
 def test_entity_substitution_flag_reaches_training_batches_only(monkeypatch):

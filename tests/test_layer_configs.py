@@ -66,6 +66,8 @@ def _mem2seq_head_inputs():
         _floats(b, p, a),  # word keys
         _ids((b, p), vocab=12),
         _mask([7, 4], p),
+        None,  # targets (training only)
+        _floats(b, d),  # the encoder summary (summary_features)
     )
 
 
@@ -143,6 +145,7 @@ CASES = {
             "embedding_dim": 5,
             "dropout": 0.2,
             "copy_supervision": 0.5,
+            "summary_features": True,
         },
         _mem2seq_head_inputs,
     ),
@@ -157,7 +160,7 @@ CASES = {
     ),
     "GridPositions": ({}, lambda: (_floats(2, 6, 4),)),
     "SlotWords": (
-        {"vocab_size": 10, "dim": 6, "max_positions": 4, "said_ngrams": 3},
+        {"vocab_size": 10, "dim": 6, "max_positions": 4, "said_ngrams": 3, "next_piece": True},
         lambda: (_ids((2, 3, 5)), _ids((2, 3), vocab=4), _ids((2, 5)), _floats(2, 3, 6)),
     ),
     "SubsampleFrames": ({"channels": 4}, lambda: (_floats(2, 9, 8), _mask([9, 5], 9))),

@@ -37,7 +37,8 @@ def said_ngram_lengths(
     slot (0 if not even the piece does; padding: 0).
 
     Two different n-grams could share a hash in principle; with a 31-bit prime modulus and
-    a few thousand pieces that is negligible.
+    a few thousand pieces that is negligible. The pieces of the speaker's own slots match
+    themselves: for them the feature is min(position in the slot + 1, `max_ngram`).
 
     >>> ids = tf.constant([[3, 4, 5, 9, 3, 4, 5, 7, 0]])  # a bot turn "3 4 5", a fact
     >>> follows = tf.constant([[0, 1, 1, 0, 1, 1, 1, 1, 0]]) > 0
@@ -60,7 +61,12 @@ def said_ngram_lengths(
         keys = tf.where(tf.logical_and(valid, spoken), hashes, -1)
         keys = tf.sort(tf.concat([keys, sentinel], axis=1), axis=1)
         queries = tf.where(valid, hashes, -2)
-        index = tf.minimum(tf.searchsorted(keys, queries), tf.shape(keys)[1] - 1)
+        # LowerBound itself: tf.searchsorted reshapes its values to [-1, P], which turns a
+        # [0, 0] batch (an empty request) into [1, 0] and fails
+        index = tf.raw_ops.LowerBound(sorted_inputs=keys, values=queries, out_type=tf.int32)
+        index = tf.minimum(index, tf.shape(keys)[1] - 1)
         found = tf.equal(tf.gather(keys, index, batch_dims=1), queries)
-        said = tf.where(found, n, said)
+        # an n-gram counts only if it extends a shorter one that was found (a hash
+        # collision alone cannot make it)
+        said = tf.where(tf.logical_and(found, tf.equal(said, n - 1)), n, said)
     return said

@@ -146,7 +146,7 @@ CATALOG: dict[str, CatalogEntry] = {
     "mem2seq_dialog": CatalogEntry(
         "memory_network", "mem2seq",
         {"embedding_dim": 64, "hops": 3, "decoder_units": 128, "attention_units": 64,
-         "said_ngrams": 8},
+         "said_ngrams": 8, "next_piece": True, "summary_features": True},
         _DIALOGUE_TRAIN, _DIALOGUE_DECODING,
         about="Madotto et al. 2018: memory network + GRU decoder that copies memory words "
         "(pointer with a generate/copy gate, run features for multi-piece entities and "

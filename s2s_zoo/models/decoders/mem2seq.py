@@ -48,6 +48,10 @@ class Mem2SeqDecoderConfig:
     max_run: int = 16  # run lengths above this share one bias
     dropout: float = 0.0
     copy_supervision: float = 1.0  # weight of Mem2Seq's pointer + gate loss (0: off)
+    # every step also reads the encoder's summary (the current user turn after the hops),
+    # which the GRU otherwise only gets as its initial state and forgets over a long
+    # answer: "here it is <a 12-piece name>_address" is decided by "where is it" at the end
+    summary_features: bool = False
 
     def __post_init__(self) -> None:
         if self.max_run < 1 or self.decoder_units < 1 or self.attention_units < 1:
@@ -168,10 +172,12 @@ class Mem2SeqHead(layers.Layer):
         embedding_dim: int,
         dropout: float = 0.0,
         copy_supervision: float = 0.0,
+        summary_features: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.copy_supervision = copy_supervision
+        self.summary_features = summary_features
         self.dropout_rate = dropout
         self.vocab_size, self.units = vocab_size, units
         self.memory_dim, self.embedding_dim = memory_dim, embedding_dim
@@ -191,13 +197,14 @@ class Mem2SeqHead(layers.Layer):
 
     def build(self, *args: Any, **kwargs: Any) -> None:
         u, d, e = self.units, self.memory_dim, self.embedding_dim
+        s = d if self.summary_features else 0
         self.slot_query.build((None, None, u))
         self.slot_key.build((None, None, d))
-        self.word_query.build((None, None, u + d))
+        self.word_query.build((None, None, u + d + s))
         self.run_bias.build((None,))
-        self.combine.build((None, None, u + 2 * d))
+        self.combine.build((None, None, u + 2 * d + s))
         self.vocab.build((None, None, u))
-        self.gate.build((None, None, u + 2 * d + e + 2))
+        self.gate.build((None, None, u + 2 * d + s + e + 2))
         self.built = True
 
     def slot_keys(self, slots):
@@ -218,13 +225,20 @@ class Mem2SeqHead(layers.Layer):
         word_ids,
         word_mask,
         targets=None,
+        summary=None,
         training=None,
     ):
+        """`summary` [B, D]: the encoder's summary, required with `summary_features`."""
+        if self.summary_features and summary is None:
+            raise ValueError("Mem2SeqHead(summary_features=True) needs the encoder summary")
         scale = 1.0 / float(self.attention_units) ** 0.5
         # one hop over the slots
         slot_logits = tf.einsum("bta,bma->btm", self.slot_query(h), slot_keys) * scale
         slot_weights = _masked_softmax(slot_logits, slot_mask[:, None, :])
         read = tf.einsum("btm,bmd->btd", slot_weights, slots)
+        if self.summary_features:  # the same [B, D] at every position
+            summary = tf.cast(summary, read.dtype)[:, None, :]
+            read = tf.concat([read, tf.broadcast_to(summary, tf.shape(read))], axis=-1)
         # the pointer over words, with the run feature
         query = self.word_query(tf.concat([h, read], axis=-1))
         runs = tf.minimum(runs, self.max_run)
@@ -257,6 +271,7 @@ class Mem2SeqHead(layers.Layer):
             "embedding_dim": self.embedding_dim,
             "dropout": self.dropout_rate,
             "copy_supervision": self.copy_supervision,
+            "summary_features": self.summary_features,
         }
 
     def compute_output_spec(self, h, embedded, runs, *args, **kwargs):
@@ -302,6 +317,7 @@ class Mem2SeqDecoder(Decoder):
             c.embedding_dim,
             c.dropout,
             c.copy_supervision,
+            c.summary_features,
             name="mem2seq_head",
         )
         self.input_dropout = layers.Dropout(c.dropout, name="target_dropout")
@@ -340,6 +356,7 @@ class Mem2SeqDecoder(Decoder):
             x["word_ids"],
             x["word_mask"],
             targets,
+            summary=encoded.summary[0],
         )
         return log_probs
 
@@ -354,6 +371,7 @@ class Mem2SeqDecoder(Decoder):
             x["word_ids"],
             x["word_mask"],
             x["word_follows"],
+            encoded.summary[0],
             self.bridge(encoded.summary[0]),
         ]
 
@@ -367,6 +385,7 @@ class Mem2SeqDecoder(Decoder):
             "word_ids",
             "word_mask",
             "word_follows",
+            "summary",
         )
         *values, h0 = [tf.identity(t) for t in tensors]
         memory = dict(zip(names, values, strict=True))
@@ -399,6 +418,7 @@ class Mem2SeqDecoder(Decoder):
             memory["word_keys"],
             memory["word_ids"],
             memory["word_mask"],
+            summary=memory["summary"],
             training=False,
         )
         new_state = {

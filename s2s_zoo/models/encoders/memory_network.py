@@ -10,9 +10,10 @@ speaker features; Sukhbaatar et al. 2015, Bordes et al. 2017). Its `EncoderOutpu
   with padding removed, for a decoder that copies tokens (Mem2Seq, Madotto et al.
   2018): ``word_ids`` ``[B, P]``, ``words`` ``[B, P, D]``, ``word_mask`` ``[B, P]`` and
   ``word_follows`` ``[B, P]`` (True where the word continues the previous position's
-  slot). Each word's vector is its piece embedding + the previous and the next piece's
-  (the role of a word is in its neighbours: "in lima", "german food") + its position in
-  the slot + its speaker + the slot's memory vector, and with ``said_ngrams`` N > 0 an
+  slot). Each word's vector is its piece embedding + the previous piece's (with
+  ``next_piece`` the next one's too: the role of a word is in its neighbours, "in lima",
+  "german food") + its position in the slot + its speaker + the slot's memory vector, and
+  with ``said_ngrams`` N > 0 an
   embedding of how many of the pieces ending at it the bot has said (up to N,
   :mod:`s2s_zoo.layers.said_ngrams`: which options it has already proposed).
 
@@ -52,6 +53,8 @@ class MemoryNetworkEncoderConfig:
     unk_rate: float = 0.0
     # the longest n-gram ending at each word that a bot turn holds, up to this (0: off)
     said_ngrams: int = 0
+    # each word also embeds the piece after it in its slot ("in lima", "german food")
+    next_piece: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.unk_rate < 1.0:
@@ -104,9 +107,9 @@ class SlotWords(keras.layers.Layer):
     slots' vectors [B, M, D]. Real pieces are gathered first (query first, then the slots
     in order; padding dropped), so everything after costs O(real pieces). Piece p of slot
     s (the query is a user turn with a zero slot vector) embeds as
-    E[id] + E'[previous piece's id in the slot] + E''[next piece's id, 0 after the last]
-    + P[position in slot] + S[speaker] + W v_s (+ N[said n-gram length] with
-    `said_ngrams`).
+    E[id] + E'[previous piece's id in the slot] + P[position in slot] + S[speaker] + W v_s
+    (+ E''[next piece's id, 0 after the last] with `next_piece`, + N[said n-gram length]
+    with `said_ngrams`).
     Returns ``(word_ids [B, P], words [B, P, D], word_mask [B, P], word_follows [B, P])``.
 
     >>> memory = tf.constant([[[3, 4, 0], [5, 0, 0]]])  # slots "3 4" and "5"
@@ -122,15 +125,18 @@ class SlotWords(keras.layers.Layer):
         dim: int,
         max_positions: int = 64,
         said_ngrams: int = 0,
+        next_piece: bool = False,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
         self.vocab_size, self.dim, self.max_positions = vocab_size, dim, max_positions
-        self.said_ngrams = said_ngrams
+        self.said_ngrams, self.next_piece = said_ngrams, next_piece
         init = keras.initializers.RandomNormal(stddev=0.1)
         self.word_embedding = keras.layers.Embedding(vocab_size, dim, init, name="word_pieces")
         self.previous_embedding = keras.layers.Embedding(vocab_size, dim, init, name="word_prev")
-        self.next_embedding = keras.layers.Embedding(vocab_size, dim, init, name="word_next")
+        self.next_embedding = (
+            keras.layers.Embedding(vocab_size, dim, init, name="word_next") if next_piece else None
+        )
         self.position_embedding = keras.layers.Embedding(max_positions, dim, init, name="word_pos")
         self.speaker_embedding = keras.layers.Embedding(4, dim, init, name="word_speaker")
         self.slot_projection = keras.layers.Dense(dim, use_bias=False, name="word_slot")
@@ -144,11 +150,12 @@ class SlotWords(keras.layers.Layer):
         for layer in (
             self.word_embedding,
             self.previous_embedding,
-            self.next_embedding,
             self.position_embedding,
             self.speaker_embedding,
         ):
             layer.build((None,))
+        if self.next_embedding is not None:
+            self.next_embedding.build((None,))
         self.slot_projection.build((None, self.dim))
         if self.said_embedding is not None:
             self.said_embedding.build((None,))
@@ -190,11 +197,12 @@ class SlotWords(keras.layers.Layer):
         x = (
             self.word_embedding(word_seen)
             + self.previous_embedding(word_previous)
-            + self.next_embedding(word_next)
             + self.position_embedding(tf.minimum(word_position, self.max_positions - 1))
             + self.speaker_embedding(tf.gather(who, word_slot, batch_dims=1))
             + self.slot_projection(tf.gather(vectors, word_slot, batch_dims=1))
         )
+        if self.next_embedding is not None:
+            x = x + self.next_embedding(word_next)
         follows = tf.logical_and(word_mask, word_position > 0)
         if self.said_embedding is not None:
             by_bot = tf.equal(tf.gather(who, word_slot, batch_dims=1), SPEAKER_BOT)
@@ -219,6 +227,7 @@ class SlotWords(keras.layers.Layer):
             "dim": self.dim,
             "max_positions": self.max_positions,
             "said_ngrams": self.said_ngrams,
+            "next_piece": self.next_piece,
         }
 
 
@@ -248,7 +257,11 @@ class MemoryNetworkEncoder(Encoder):
             name="memory_network",
         )
         self.words = SlotWords(
-            c.vocab_size, c.embedding_dim, said_ngrams=c.said_ngrams, name="slot_words"
+            c.vocab_size,
+            c.embedding_dim,
+            said_ngrams=c.said_ngrams,
+            next_piece=c.next_piece,
+            name="slot_words",
         )
         self.dropout = keras.layers.Dropout(c.dropout, name="memory_dropout")
         self.unk_masking = UnkMasking(c.unk_rate, name="unk_masking") if c.unk_rate else None

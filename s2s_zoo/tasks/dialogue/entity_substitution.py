@@ -21,6 +21,7 @@ only; the served graph never sees this.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -71,21 +72,30 @@ class WordShapes:
                 self.next.setdefault(a, []).append(b)
 
     def invent(
-        self, rng: random.Random, taken: set[str], min_length: int = 3, max_length: int = 10
+        self,
+        rng: random.Random,
+        taken: set[str],
+        min_length: int = 3,
+        max_length: int = 10,
+        attempts: int = 1000,
     ) -> str:
-        """A word of `min_length`..`max_length` letters not in `taken` (added to it);
-        uniform random letters when there were no words to learn from."""
-        while True:
-            word = (
-                self._draw(rng, max_length)
-                if self.next
-                else "".join(
-                    rng.choice(_LETTERS) for _ in range(rng.randint(min_length, max_length))
-                )
-            )
+        """A word of `min_length`..`max_length` letters not in `taken` (added to it).
+
+        Uniform random letters when there are no words to learn from, or when `attempts`
+        walks gave no new word of that length (data of short words, or few letter pairs).
+        """
+        if not 1 <= min_length <= max_length:
+            raise ValueError(f"need 1 <= min_length <= max_length, got {min_length}, {max_length}")
+        for attempt in itertools.count():
+            if self.next and attempt < attempts:
+                word = self._draw(rng, max_length)
+            else:
+                length = rng.randint(min_length, max_length)
+                word = "".join(rng.choice(_LETTERS) for _ in range(length))
             if len(word) >= min_length and word not in taken:
                 taken.add(word)
                 return word
+        raise AssertionError("unreachable")
 
     def _draw(self, rng: random.Random, max_length: int) -> str:
         """One walk from "^" to "$"; "" (drawn again) if it runs past `max_length`."""
