@@ -283,15 +283,22 @@ def test_invented_words_are_made_of_the_data_words_letter_pairs():
     words = ["lima", "oslo", "cairo", "rome", "paris", "madrid", "seoul", "hanoi"]
     pairs = {p for w in words for p in zip(f"^{w}", f"{w}$", strict=True)}
     taken = set(words)
-    invented = [WordShapes(words).invent(random.Random(i), taken) for i in range(200)]
+    invented = [
+        WordShapes(words, any_letter=0.0).invent(random.Random(i), taken) for i in range(200)
+    ]
     assert len(set(invented)) == 200 and not set(invented) & set(words)
     for word in invented:
         assert 3 <= len(word) <= 10
         assert set(zip(f"^{word}", f"{word}$", strict=True)) <= pairs, word
+    # by default some letters come from the whole alphabet: letters the words never have
+    rng, taken = random.Random(0), set(words)
+    shapes = WordShapes(words)
+    unseen = {c for _ in range(300) for c in shapes.invent(rng, taken)} - set("".join(words))
+    assert unseen and unseen <= set("abcdefghijklmnopqrstuvwxyz")
     # nothing to learn from, or only words too short: uniform letters, new, of the length
     blank = WordShapes([]).invent(random.Random(0), {"abc"}, min_length=3, max_length=3)
     assert len(blank) == 3 and blank.isalpha() and blank != "abc"
-    short = WordShapes(["a", "b"]).invent(random.Random(0), set(), attempts=50)
+    short = WordShapes(["a", "b"], any_letter=0.0).invent(random.Random(0), set(), attempts=50)
     assert 3 <= len(short) <= 10 and short.isalpha()
 
 

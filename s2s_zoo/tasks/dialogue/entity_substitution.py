@@ -58,13 +58,21 @@ class WordShapes:
     """Letter bigrams of a set of words ("^" starts, "$" ends a word): invents new words
     that look like them.
 
+    With probability `any_letter` a letter is drawn from the whole alphabet instead: an
+    unseen value can hold a letter no training text has ("z" of "brazilian"), which the
+    tokenizer escapes into several pieces, and a copying model must have copied such
+    escapes in training to copy them at test time.
+
     >>> shapes = WordShapes(["lima", "oslo", "cairo", "rome"])
     >>> word = shapes.invent(random.Random(0), taken={"lima"})
     >>> word.isalpha() and word.islower() and 3 <= len(word) <= 10
     True
     """
 
-    def __init__(self, words: Iterable[str]) -> None:
+    def __init__(self, words: Iterable[str], any_letter: float = 0.1) -> None:
+        if not 0.0 <= any_letter <= 1.0:
+            raise ValueError(f"any_letter must be in [0, 1], got {any_letter}")
+        self.any_letter = any_letter
         self.next: dict[str, list[str]] = {}
         for word in words:
             padded = f"^{word}$"
@@ -101,7 +109,10 @@ class WordShapes:
         """One walk from "^" to "$"; "" (drawn again) if it runs past `max_length`."""
         word, letter = "", "^"
         while len(word) <= max_length:
-            letter = rng.choice(self.next.get(letter, ["$"]))
+            if letter != "^" and rng.random() < self.any_letter:
+                letter = rng.choice(_LETTERS)  # a letter anywhere but first
+            else:
+                letter = rng.choice(self.next.get(letter, ["$"]))
             if letter == "$":
                 return word
             word += letter
