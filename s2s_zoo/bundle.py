@@ -88,6 +88,7 @@ def load_bundle(path: str | Path, load_weights: bool = True) -> Seq2SeqInference
     if load_weights:
         if (directory / WEIGHTS_FILE).is_file():
             model.training_model.load_weights(str(directory / WEIGHTS_FILE))
+            _check_weight_count(directory / WEIGHTS_FILE, model.training_model)
         else:  # an export: the weights live in the SavedModel's variables
             _load_export_weights(model.training_model, directory.parents[1])
     decoding = DecodingConfig(**json.loads((directory / "decoding.json").read_text()))
@@ -98,6 +99,28 @@ def bundle_task(path: str | Path) -> str | None:
     """The task name a bundle was trained for, when it recorded one."""
     marker = resolve_bundle_dir(path) / "task.json"
     return json.loads(marker.read_text())["task"] if marker.is_file() else None
+
+
+def _check_weight_count(path: Path, model) -> None:
+    """Refuse a weights file that holds more weights than the rebuilt model: Keras loads
+    the layers the model has and ignores the rest, so a model.json whose optional layers
+    are off (an older or edited config) would load and answer differently, silently."""
+    import h5py
+
+    names: list[str] = []
+
+    def visit(name: str, item) -> None:
+        if isinstance(item, h5py.Dataset) and not name.startswith("optimizer"):
+            names.append(name)
+
+    with h5py.File(path, "r") as weights_file:
+        weights_file.visititems(visit)
+    if len(names) != len(model.weights):
+        raise ValueError(
+            f"{path} holds {len(names)} model weights, the model rebuilt from model.json has "
+            f"{len(model.weights)}: the weights are not this config's (was an option of the "
+            "model changed or added since they were saved?)"
+        )
 
 
 def _load_export_weights(model, export_dir: Path) -> None:

@@ -73,7 +73,7 @@ def toy_data():
     return train, test, proto
 
 
-def _inference(model_name: str, proto: bytes, seed: int = 0) -> Seq2SeqInference:
+def _inference(model_name: str, proto: bytes, seed: int = 0, **options) -> Seq2SeqInference:
     keras.utils.set_random_seed(seed)
     if model_name == "gru_bahdanau":
         pre = FlatDialoguePreprocessor(proto, max_source_length=48, max_target_length=MAX_TARGET)
@@ -82,7 +82,7 @@ def _inference(model_name: str, proto: bytes, seed: int = 0) -> Seq2SeqInference
         pre = DialoguePreprocessor(proto, max_turns=7, max_facts=8, max_target_length=MAX_TARGET)
         overrides = TINY_MEMORY
     model = build_from_catalog(
-        model_name, pre.source_vocab_size, pre.target_vocab_size, **overrides
+        model_name, pre.source_vocab_size, pre.target_vocab_size, **{**overrides, **options}
     )
     return Seq2SeqInference(pre, model, DECODING)
 
@@ -116,10 +116,16 @@ def test_run_features_by_hand():
     assert runs.numpy().tolist() == [[0, 0, 0, 0, 0]]
 
 
-@pytest.mark.parametrize("model_name", ["mem2seq_dialog", "memn2n_dialog"])
-def test_teacher_forcing_equals_decoding_steps(toy, model_name):
+PLAIN_MEM2SEQ = {"summary_features": False, "said_ngrams": 0, "next_piece": False}
+
+
+@pytest.mark.parametrize(
+    ("model_name", "options"),
+    [("mem2seq_dialog", {}), ("mem2seq_dialog", PLAIN_MEM2SEQ), ("memn2n_dialog", {})],
+)
+def test_teacher_forcing_equals_decoding_steps(toy, model_name, options):
     train, _, proto = toy
-    inference = _inference(model_name, proto)
+    inference = _inference(model_name, proto, **options)
     dataset = make_dialogue_dataset(train[:4], inference.preprocessor, 4, shuffle=False)
     (*source, target_in), _ = next(iter(dataset))
     forced = inference.model.training_model([*source, target_in]).numpy()
@@ -252,6 +258,37 @@ def test_slot_words_embed_each_piece_with_its_neighbours_by_hand():
     for j, (piece, prev, nxt, pos, who, vector, said) in enumerate(expected):
         want = E[piece] + Ep[prev] + En[nxt] + P[pos] + S[who] + vector @ W + N[said]
         np.testing.assert_allclose(words[0, j], want, rtol=1e-5, atol=1e-6)
+
+
+def test_said_ngrams_a_hash_collision_does_not_make_a_match():
+    """(1, 5) and (2, 2146483631) share a bigram hash; "5" alone was never said, so the
+    fact's "1 5" matches nothing although its bigram hash is in the bot's slot."""
+    from s2s_zoo.layers.said_ngrams import _BASE, _PRIME, said_ngram_lengths
+
+    other = (5 - _BASE) % _PRIME  # 2146483631
+    assert (2 * _BASE + other) % _PRIME == (1 * _BASE + 5) % _PRIME
+    ids = tf.constant([[2, other, 1, 5]], tf.int64)
+    follows = tf.constant([[False, True, False, True]])
+    spoken = tf.constant([[True, True, False, False]])
+    said = said_ngram_lengths(ids, follows, spoken, max_ngram=3).numpy().tolist()
+    assert said == [[1, 2, 0, 0]]
+
+
+def test_bundle_refuses_weights_of_a_model_with_more_layers(toy, tmp_path):
+    """A config with an optional layer off must not load weights saved with it on."""
+    import json
+
+    from s2s_zoo.bundle import load_bundle, save_bundle
+
+    _, _, proto = toy
+    save_bundle(_inference("mem2seq_dialog", proto), tmp_path)
+    assert load_bundle(tmp_path).model is not None  # as saved: loads
+    config = json.loads((tmp_path / "model.json").read_text())
+    text = json.dumps(config).replace('"next_piece": true', '"next_piece": false')
+    assert text != json.dumps(config)
+    (tmp_path / "model.json").write_text(text)
+    with pytest.raises(ValueError, match="not this config's"):
+        load_bundle(tmp_path)
 
 
 def test_said_ngrams_find_what_the_bot_proposed_among_many_options():

@@ -9,7 +9,7 @@ cap) such that the n pieces ending at it, within its slot, occur consecutively i
 slot of the given speaker. Proposed restaurants' names then differ from the others' at
 their rating piece, whatever the pieces are, seen in training or not.
 
-Written with TF ops (rolling hashes, a sort and `tf.searchsorted` per n) because it runs
+Written with TF ops (rolling hashes, a sort and `LowerBound` per n) because it runs
 inside the served graph; no library computes it.
 """
 
@@ -66,7 +66,7 @@ def said_ngram_lengths(
         index = tf.raw_ops.LowerBound(sorted_inputs=keys, values=queries, out_type=tf.int32)
         index = tf.minimum(index, tf.shape(keys)[1] - 1)
         found = tf.equal(tf.gather(keys, index, batch_dims=1), queries)
-        # an n-gram counts only if it extends a shorter one that was found (a hash
-        # collision alone cannot make it)
+        # an n-gram counts only if it extends a shorter one that was found, so a hash
+        # collision cannot make a match where not even the (n - 1)-gram matched
         said = tf.where(tf.logical_and(found, tf.equal(said, n - 1)), n, said)
     return said

@@ -74,10 +74,12 @@ class WordShapes:
             raise ValueError(f"any_letter must be in [0, 1], got {any_letter}")
         self.any_letter = any_letter
         self.next: dict[str, list[str]] = {}
+        self.inner: list[str] = []  # letters that words continue from
         for word in words:
             padded = f"^{word}$"
             for a, b in zip(padded, padded[1:], strict=False):
                 self.next.setdefault(a, []).append(b)
+        self.inner = sorted(k for k in self.next if k != "^")
 
     def invent(
         self,
@@ -112,7 +114,12 @@ class WordShapes:
             if letter != "^" and rng.random() < self.any_letter:
                 letter = rng.choice(_LETTERS)  # a letter anywhere but first
             else:
-                letter = rng.choice(self.next.get(letter, ["$"]))
+                # after a letter no word has, go on as after a random one that words have,
+                # so unseen letters sit inside words too ("brazilian"), not only at the end
+                choices = self.next.get(letter) or (
+                    self.next[rng.choice(self.inner)] if self.inner else ["$"]
+                )
+                letter = rng.choice(choices)
             if letter == "$":
                 return word
             word += letter
