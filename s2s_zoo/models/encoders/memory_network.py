@@ -193,19 +193,20 @@ class SlotWords(keras.layers.Layer):
         word_next = compact(following)
         word_mask = word_ids != 0
         who = tf.concat([tf.fill([batch, 1], SPEAKER_USER), tf.cast(speakers, tf.int32)], 1)
+        word_speaker = tf.gather(who, word_slot, batch_dims=1)
         vectors = tf.concat([tf.zeros_like(slots[:, :1]), slots], axis=1)  # [B, S, D]
         x = (
             self.word_embedding(word_seen)
             + self.previous_embedding(word_previous)
             + self.position_embedding(tf.minimum(word_position, self.max_positions - 1))
-            + self.speaker_embedding(tf.gather(who, word_slot, batch_dims=1))
+            + self.speaker_embedding(word_speaker)
             + self.slot_projection(tf.gather(vectors, word_slot, batch_dims=1))
         )
         if self.next_embedding is not None:
             x = x + self.next_embedding(word_next)
         follows = tf.logical_and(word_mask, word_position > 0)
         if self.said_embedding is not None:
-            by_bot = tf.equal(tf.gather(who, word_slot, batch_dims=1), SPEAKER_BOT)
+            by_bot = tf.equal(word_speaker, SPEAKER_BOT)
             said = said_ngram_lengths(word_ids, follows, by_bot, self.said_ngrams)
             x = x + self.said_embedding(said)
         words = x * tf.cast(word_mask, x.dtype)[..., None]

@@ -10,8 +10,8 @@ example (turns, facts, response, and inside compound names such as
 ``resto_rome_cheap_italian_3stars``). The invented words tokenize into several pieces, as
 unseen values do, and can only be produced by copying them. They are drawn letter by letter
 from a bigram model of the data's own words, so they look like words ("lima", "oslo") and
-split into the pieces real unseen values split into; uniform random letters split into
-single letters, which no real value does.
+split as real unseen values do, into single letters and the data's common pieces ("s y d
+ne y"), rather than into single letters only.
 
 Which words are KB values: the value of a fact ``subject R_relation value`` that is a
 plain word and also one of the ``_``-separated parts of a subject (cuisine, location and
@@ -21,7 +21,6 @@ only; the served graph never sees this.
 
 from __future__ import annotations
 
-import itertools
 import random
 import re
 from collections.abc import Iterable, Sequence
@@ -74,12 +73,11 @@ class WordShapes:
             raise ValueError(f"any_letter must be in [0, 1], got {any_letter}")
         self.any_letter = any_letter
         self.next: dict[str, list[str]] = {}
-        self.inner: list[str] = []  # letters that words continue from
         for word in words:
             padded = f"^{word}$"
             for a, b in zip(padded, padded[1:], strict=False):
                 self.next.setdefault(a, []).append(b)
-        self.inner = sorted(k for k in self.next if k != "^")
+        self.inner = sorted(k for k in self.next if k != "^")  # letters words continue from
 
     def invent(
         self,
@@ -96,7 +94,8 @@ class WordShapes:
         """
         if not 1 <= min_length <= max_length:
             raise ValueError(f"need 1 <= min_length <= max_length, got {min_length}, {max_length}")
-        for attempt in itertools.count():
+        attempt = 0
+        while True:
             if self.next and attempt < attempts:
                 word = self._draw(rng, max_length)
             else:
@@ -105,7 +104,7 @@ class WordShapes:
             if len(word) >= min_length and word not in taken:
                 taken.add(word)
                 return word
-        raise AssertionError("unreachable")
+            attempt += 1
 
     def _draw(self, rng: random.Random, max_length: int) -> str:
         """One walk from "^" to "$"; "" (drawn again) if it runs past `max_length`."""
